@@ -1,0 +1,73 @@
+# The two commands ops need, and the pieces they are made of.
+#   make demo   bring the local stack up with `ansible-playbook site.yml`
+#   make test   every test: lint, unit, app suite, molecule scenarios
+# Both install what they need (docker engine, base image, venv) first.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.requirements.sha256
+REQ_HASH  := $(shell cat requirements.txt app/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+export PATH := $(abspath $(BIN)):$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv docker image deps lint test test-unit test-app test-molecule demo bench drift clean
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+# The venv is reused only while requirements.txt and app/pyproject.toml are
+# unchanged (hash stamp); otherwise it is rebuilt from scratch.
+venv: ## controller venv (.venv) from requirements.txt + app/
+	@if [[ -x $(PY) && -f $(STAMP) && "$$(cat $(STAMP))" == "$(REQ_HASH)" ]]; then \
+	  echo "venv up to date ($(REQ_HASH))"; \
+	else \
+	  command -v python3 >/dev/null || { apt-get update -q && apt-get install -y -q python3 python3-venv; }; \
+	  rm -rf $(VENV); python3 -m venv $(VENV); \
+	  $(BIN)/pip install -q --upgrade pip; \
+	  $(BIN)/pip install -q -r requirements.txt -e './app[test]'; \
+	  $(BIN)/ansible-galaxy collection install --offline -r requirements.yml >/dev/null; \
+	  echo "$(REQ_HASH)" > $(STAMP); \
+	fi
+
+docker: ## docker engine installed and running
+	scripts/ensure-docker.sh
+
+image: docker ## the Debian 12 systemd base image (built locally, cached)
+	scripts/build-image.sh
+
+deps: venv image ## everything the tests and the demo need
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff
+	yamllint -s .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+test-unit: venv ## per-distro data, module unit tests (no containers)
+	pytest -q tests
+
+test-app: venv ## the app's pytest suite against real PostgreSQL/Redis/Redis Cluster
+	app/scripts/test.sh
+
+test-molecule: deps ## every molecule scenario this machine can run
+	molecule test --all
+
+test: deps lint test-unit test-app test-molecule ## every test (what CI runs)
+
+demo: deps ## bring the local stack up and show one MISS and one HIT
+	ansible-playbook site.yml
+	scripts/demo-report.sh
+
+bench: deps ## benchmark: cached vs reference-style vs static nginx
+	app/scripts/bench.sh
+
+drift: venv ## check+diff over site.yml; exit 0 = in sync, 2 = drifted
+	scripts/drift.sh
+
+clean: ## remove the local stack's containers and network
+	ansible-playbook playbooks/local_teardown.yml
