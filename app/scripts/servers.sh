@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# Real servers for the app's tests and benchmark, on loopback only:
+#   PostgreSQL 55432 (track_functions = all), Redis 56379 (plain), 56380 (ACL user +
+#   password), 56381 (TLS), Redis Cluster 57001-57003 (3 masters; bus ports 57004-57006).
+# Usage:
+#   servers.sh install [--bench]   apt-get install what is missing (+ nginx, wrk)
+#   servers.sh start               fresh state: clear leftovers, start everything
+#   servers.sh stop                stop everything this script started
+#   servers.sh start-one NAME      (re)start one: pg | redis-plain | redis-acl | redis-tls
+#   servers.sh stop-one NAME       stop one (the tests use this for outages)
+# State, logs and generated secrets live in $CGC_APP_RUN (default /tmp/cgc-app-servers);
+# "$CGC_APP_RUN/env" is a sourceable file describing the servers for the tests.
+# As root the servers run as unprivileged users (postgres, redis).
+set -euo pipefail
+
+RUN=${CGC_APP_RUN:-/tmp/cgc-app-servers}
+PG_PORT=55432
+REDIS_PLAIN=56379
+REDIS_ACL=56380
+REDIS_TLS=56381
+CLUSTER_PORTS=(57001 57002 57003)
+# Cluster bus ports: port+10000 would pass 65535, so each master's bus port is set
+# explicitly (cluster-port) to the other half of the range given to this suite.
+CLUSTER_BUS_PORTS=(57004 57005 57006)
+ALL_PORTS=("$PG_PORT" "$REDIS_PLAIN" "$REDIS_ACL" "$REDIS_TLS" "${CLUSTER_PORTS[@]}" "${CLUSTER_BUS_PORTS[@]}")
+
+log() { printf '[servers] %s\n' "$*" >&2; }
+die() { printf '[servers] ERROR: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# run_as USER CMD...: as root drop to USER, otherwise run as ourselves.
+run_as() {
+  local user=$1; shift
+  if is_root; then runuser -u "$user" -- "$@"; else "$@"; fi
+}
+
+owner_for() { if is_root && id "$1" >/dev/null 2>&1; then echo "$1"; else id -un; fi; }
+
+pg_bin() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  [[ -n $dir && -x $dir/initdb ]] || die "PostgreSQL server binaries not found (servers.sh install)"
+  echo "$dir"
+}
+
+install_packages() {
+  local want=() bench=${1:-}
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
+  command -v psql >/dev/null || want+=(postgresql-client)
+  command -v redis-server >/dev/null || want+=(redis-server)
+  command -v redis-cli >/dev/null || want+=(redis-tools)
+  command -v openssl >/dev/null || want+=(openssl)
+  command -v ss >/dev/null || want+=(iproute2)
+  command -v runuser >/dev/null || want+=(util-linux)
+  [[ -x /usr/bin/chromium ]] || want+=(chromium)
+  [[ -x /usr/bin/chromedriver ]] || want+=(chromium-driver)
+  if [[ $bench == --bench ]]; then
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || want+=(nginx-light)
+    command -v wrk >/dev/null || want+=(wrk)
+  fi
+  ((${#want[@]})) || return 0
+  is_root || die "missing packages (${want[*]}); install them as root"
+  log "apt-get install ${want[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null
+}
+
+listener_pid() {  # the pid listening on 127.0.0.1:PORT, if any
+  { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2; } || true
+}
+
+wait_port_free() {
+  local port=$1 i
+  for ((i = 0; i < 100; i++)); do
+    [[ -z $(listener_pid "$port") ]] && ! ss -ltnH "sport = :$port" | grep -q . && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# A leftover of an earlier run holds one of our ports: end it if it is ours (its working
+# directory is under $RUN, where our servers chdir), refuse otherwise.
+clear_port() {
+  local port=$1 pid cwd
+  pid=$(listener_pid "$port")
+  [[ -z $pid ]] && return 0
+  cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
+  if [[ $cwd == "$RUN"* ]]; then
+    log "port $port: ending leftover pid $pid ($cwd)"
+    kill "$pid" 2>/dev/null || true
+    wait_port_free "$port" || { kill -9 "$pid" 2>/dev/null || true; wait_port_free "$port"; }
+  else
+    die "port $port is in use by pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)), not by an earlier run of this script"
+  fi
+}
+
+# --- PostgreSQL ------------------------------------------------------------------------
+
+pg_init() {
+  local bin pwfile owner
+  bin=$(pg_bin)
+  owner=$(owner_for postgres)
+  install -d -m 0755 -o "$owner" "$RUN/pg"
+  run_as "$owner" "$bin/initdb" -D "$RUN/pg/data" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 -E UTF8 --no-sync >"$RUN/pg/initdb.log" 2>&1 \
+    || { cat "$RUN/pg/initdb.log" >&2; die "initdb failed"; }
+  cat >>"$RUN/pg/data/postgresql.conf" <<EOF
+# cachedapp test server
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$RUN/pg'
+track_functions = all
+max_connections = 200
+shared_buffers = 64MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_min_messages = warning
+EOF
+  pg_start
+  pwfile=$RUN/secrets/db_password
+  "$bin/psql" -h "$RUN/pg" -p "$PG_PORT" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
+    -v pw="$(cat "$pwfile")" >/dev/null <<'EOF'
+CREATE ROLE cachedapp LOGIN PASSWORD :'pw';
+CREATE DATABASE cachedapp OWNER cachedapp;
+EOF
+}
+
+pg_start() {
+  local bin owner
+  bin=$(pg_bin)
+  owner=$(owner_for postgres)
+  [[ -f $RUN/pg/data/PG_VERSION ]] || die "no PostgreSQL data dir (run: servers.sh start)"
+  run_as "$owner" "$bin/pg_ctl" -D "$RUN/pg/data" -l "$RUN/pg/server.log" -w -t 30 start >/dev/null \
+    || { tail -n 20 "$RUN/pg/server.log" >&2; die "PostgreSQL did not start"; }
+}
+
+pg_stop() {
+  local bin owner
+  [[ -f $RUN/pg/data/postmaster.pid ]] || return 0
+  bin=$(pg_bin)
+  owner=$(owner_for postgres)
+  run_as "$owner" "$bin/pg_ctl" -D "$RUN/pg/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# --- Redis -----------------------------------------------------------------------------
+
+redis_dir() { echo "$RUN/redis-$1"; }
+
+redis_write_conf() {  # NAME PORT [extra config lines on stdin]
+  local name=$1 port=$2 dir owner
+  dir=$(redis_dir "$name")
+  owner=$(owner_for redis)
+  install -d -m 0750 -o "$owner" "$dir"
+  {
+    cat <<EOF
+bind 127.0.0.1
+port $port
+daemonize yes
+pidfile $dir/redis.pid
+logfile $dir/redis.log
+dir $dir
+save ""
+appendonly no
+EOF
+    cat
+  } >"$dir/redis.conf"
+  chown "$owner" "$dir/redis.conf"
+  chmod 0640 "$dir/redis.conf"
+}
+
+redis_cli() {  # NAME args...: an admin redis-cli for that instance
+  local name=$1; shift
+  case $name in
+    redis-acl) redis-cli -p "$REDIS_ACL" --user admin --pass "$(cat "$RUN/secrets/redis_admin_password")" --no-auth-warning "$@" ;;
+    redis-tls) redis-cli -p "$REDIS_TLS" --tls --cacert "$RUN/tls/ca.crt" "$@" ;;
+    redis-plain) redis-cli -p "$REDIS_PLAIN" "$@" ;;
+    cluster-*) redis-cli -p "${name#cluster-}" "$@" ;;
+  esac
+}
+
+redis_start() {
+  local name=$1 dir owner i
+  dir=$(redis_dir "$name")
+  owner=$(owner_for redis)
+  [[ -f $dir/redis.conf ]] || die "no config for $name (run: servers.sh start)"
+  rm -f "$dir/redis.pid"
+  run_as "$owner" redis-server "$dir/redis.conf" || die "redis $name did not start"
+  for ((i = 0; i < 100; i++)); do
+    [[ $(redis_cli "$name" ping 2>/dev/null) == PONG ]] && return 0
+    sleep 0.05
+  done
+  tail -n 20 "$dir/redis.log" >&2
+  die "redis $name does not answer"
+}
+
+redis_stop() {
+  local name=$1 dir pid i
+  dir=$(redis_dir "$name")
+  [[ -f $dir/redis.pid ]] || return 0
+  pid=$(cat "$dir/redis.pid")
+  if kill "$pid" 2>/dev/null; then
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/redis.pid"
+}
+
+make_tls() {
+  local d=$RUN/tls
+  install -d -m 0755 "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=cachedapp test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 3 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null
+  chown "$(owner_for redis)" "$d/server.key"
+  chmod 0600 "$d/server.key" "$d/ca.key"
+}
+
+redis_configure_all() {
+  redis_write_conf redis-plain "$REDIS_PLAIN" </dev/null
+  redis_write_conf redis-acl "$REDIS_ACL" <<EOF
+user default off
+user admin on >$(cat "$RUN/secrets/redis_admin_password") ~* &* +@all
+user cachedapp on >$(cat "$RUN/secrets/redis_app_password") ~cachedapp* resetchannels +@all -@dangerous
+EOF
+  redis_write_conf redis-tls 0 <<EOF
+tls-port $REDIS_TLS
+tls-cert-file $RUN/tls/server.crt
+tls-key-file $RUN/tls/server.key
+tls-ca-cert-file $RUN/tls/ca.crt
+tls-auth-clients no
+EOF
+  local i
+  for i in "${!CLUSTER_PORTS[@]}"; do
+    redis_write_conf "cluster-${CLUSTER_PORTS[i]}" "${CLUSTER_PORTS[i]}" <<EOF
+cluster-enabled yes
+cluster-port ${CLUSTER_BUS_PORTS[i]}
+cluster-config-file nodes.conf
+cluster-node-timeout 2000
+EOF
+  done
+}
+
+cluster_create() {
+  local port nodes=() i ok
+  for port in "${CLUSTER_PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
+  redis-cli --cluster create "${nodes[@]}" --cluster-yes >"$RUN/cluster-create.log" 2>&1 \
+    || { cat "$RUN/cluster-create.log" >&2; die "redis cluster create failed"; }
+  for ((i = 0; i < 200; i++)); do
+    ok=0
+    for port in "${CLUSTER_PORTS[@]}"; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && ok=$((ok + 1))
+    done
+    ((ok == ${#CLUSTER_PORTS[@]})) && return 0
+    sleep 0.05
+  done
+  die "redis cluster did not reach cluster_state:ok"
+}
+
+# --- all -------------------------------------------------------------------------------
+
+write_env() {
+  cat >"$RUN/env" <<EOF
+CGC_APP_RUN=$RUN
+CGC_SERVERS_SH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/servers.sh
+CGC_PG_PORT=$PG_PORT
+CGC_PG_SOCKET_DIR=$RUN/pg
+CGC_DB_NAME=cachedapp
+CGC_DB_USER=cachedapp
+CGC_DB_PASSWORD=$(cat "$RUN/secrets/db_password")
+CGC_REDIS_PLAIN_PORT=$REDIS_PLAIN
+CGC_REDIS_ACL_PORT=$REDIS_ACL
+CGC_REDIS_ACL_USER=cachedapp
+CGC_REDIS_ACL_PASSWORD=$(cat "$RUN/secrets/redis_app_password")
+CGC_REDIS_ADMIN_PASSWORD=$(cat "$RUN/secrets/redis_admin_password")
+CGC_REDIS_TLS_PORT=$REDIS_TLS
+CGC_REDIS_TLS_CA=$RUN/tls/ca.crt
+CGC_CLUSTER_PORTS="${CLUSTER_PORTS[*]}"
+EOF
+  chmod 0600 "$RUN/env"
+}
+
+stop_all() {
+  local port
+  [[ -d $RUN ]] || return 0
+  for port in "${CLUSTER_PORTS[@]}"; do redis_stop "cluster-$port"; done
+  redis_stop redis-tls
+  redis_stop redis-acl
+  redis_stop redis-plain
+  pg_stop
+}
+
+start_all() {
+  local port s
+  stop_all
+  for port in "${ALL_PORTS[@]}"; do clear_port "$port"; done
+  rm -rf "$RUN"
+  install -d -m 0755 "$RUN"
+  install -d -m 0700 "$RUN/secrets"
+  for s in db_password redis_app_password redis_admin_password; do
+    openssl rand -hex 16 >"$RUN/secrets/$s"
+  done
+  make_tls
+  redis_configure_all
+  log "starting PostgreSQL on $PG_PORT"
+  pg_init
+  log "starting Redis on $REDIS_PLAIN, $REDIS_ACL (ACL), $REDIS_TLS (TLS)"
+  redis_start redis-plain
+  redis_start redis-acl
+  redis_start redis-tls
+  log "starting Redis Cluster on ${CLUSTER_PORTS[*]}"
+  for port in "${CLUSTER_PORTS[@]}"; do redis_start "cluster-$port"; done
+  cluster_create
+  write_env
+  log "ready; environment in $RUN/env"
+}
+
+one() {
+  local action=$1 name=${2:-}
+  case $name in
+    pg) if [[ $action == start ]]; then pg_start; else pg_stop; fi ;;
+    redis-plain | redis-acl | redis-tls)
+      if [[ $action == start ]]; then redis_start "$name"; else redis_stop "$name"; fi ;;
+    *) die "unknown server '$name' (pg, redis-plain, redis-acl, redis-tls)" ;;
+  esac
+}
+
+case ${1:-} in
+  install) install_packages "${2:-}" ;;
+  start) start_all ;;
+  stop) stop_all ;;
+  start-one) one start "${2:-}" ;;
+  stop-one) one stop "${2:-}" ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+esac

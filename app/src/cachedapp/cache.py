@@ -1,0 +1,333 @@
+"""Cache-aside over Redis with stampede protection, stale-while-revalidate,
+stale-if-error and fail-open.
+
+One item is stored as one Redis string: JSON ``{"c": created_epoch, "v": value}``, with
+a physical expiry of ``ttl + max(stale_while_revalidate, stale_if_error)``. Freshness
+is judged from ``c`` with this process's settings, so the hit path is one GET.
+
+Keys share a hash tag, so an item, its refresh lock and its error marker live in one
+cluster slot: ``<namespace>:v<key_version>:{<item>}`` (+ ``:lock``, ``:error``).
+
+Per request, by the age of what Redis holds:
+- fresh (age < ttl): HIT.
+- stale within ``stale_while_revalidate``: STALE at once; the first such request takes
+  the refresh lock and refreshes in a background thread.
+- missing or older: take the lock (SET NX PX, redis-py Lock) and query the DB: MISS.
+  Requests that find the lock taken (other workers, other hosts) poll for the value
+  until ``wait_timeout``: exactly one DB execution per refresh.
+- DB fails: an error marker (``error_backoff`` s) tells waiters and later requests at
+  once; a value younger than ``ttl + stale_if_error`` is served STALE, else
+  CacheUnavailable (the app answers 503).
+- Redis fails or times out (or its circuit breaker is open): BYPASS, answered from the
+  DB; concurrent bypasses in one process share one DB query.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
+
+from redis.exceptions import LockError
+from redis.lock import Lock
+
+from cachedapp import metrics
+from cachedapp.config import CacheSettings
+from cachedapp.db import DatabaseError
+from cachedapp.redisconn import RedisClient, RedisGateway, RedisUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+HIT, MISS, STALE, BYPASS = "HIT", "MISS", "STALE", "BYPASS"
+_POLL_FIRST = 0.02  # seconds between looks for another request's refresh, growing
+_POLL_MAX = 0.1
+
+
+@dataclass
+class Timings:
+    """Seconds spent per phase of one lookup (Server-Timing)."""
+
+    redis: float = 0.0
+    db: float = 0.0
+    wait: float = 0.0
+
+
+@dataclass
+class Result:
+    value: dict[str, Any]
+    status: str
+    created: float  # epoch seconds the value was read from the database
+    timings: Timings = field(default_factory=Timings)
+
+
+class CacheUnavailable(Exception):
+    """No value could be produced (DB failed and nothing stale enough was cached)."""
+
+    def __init__(self, reason: str, status: str, timings: Timings) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.timings = timings
+
+
+class Keys(NamedTuple):
+    value: str
+    lock: str
+    error: str
+
+
+class _Entry(NamedTuple):
+    created: float
+    value: dict[str, Any]
+
+
+@dataclass
+class _Lookup:
+    """One request's lookup of one item."""
+
+    item: str
+    keys: Keys
+    compute: Callable[[], dict[str, Any]]
+    timings: Timings
+    entry: _Entry | None = None  # what Redis held (possibly stale)
+
+
+def _decode(raw: bytes | None) -> _Entry | None:
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        return _Entry(float(doc["c"]), doc["v"])
+    except (ValueError, TypeError, KeyError):
+        log.warning("cache: ignoring an undecodable entry")
+        return None
+
+
+class SingleFlight:
+    """Concurrent calls with one key in this process share one execution."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, Future[Any]] = {}
+
+    def do(self, key: str, fn: Callable[[], T]) -> T:
+        with self._lock:
+            future = self._calls.get(key)
+            leader = future is None
+            if future is None:
+                future = self._calls[key] = Future()
+        if not leader:
+            return future.result()
+        try:
+            result = fn()
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            with self._lock:
+                self._calls.pop(key, None)
+
+
+class Cache:
+    def __init__(self, settings: CacheSettings, gateway: RedisGateway) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        self.life_ms = int(
+            (settings.ttl + max(settings.stale_while_revalidate, settings.stale_if_error)) * 1000
+        )
+        self._prefix = f"{settings.namespace}:v{settings.key_version}:"
+        self._bypass_flight = SingleFlight()
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_pid = 0
+
+    def keys(self, item: str) -> Keys:
+        base = f"{self._prefix}{{{item}}}"
+        return Keys(base, f"{base}:lock", f"{base}:error")
+
+    # --- the lookup ------------------------------------------------------------------
+
+    def get(self, item: str, compute: Callable[[], dict[str, Any]]) -> Result:
+        """The value for ``item``, from Redis when possible, else from ``compute()``."""
+        lk = _Lookup(item, self.keys(item), compute, Timings())
+        try:
+            raw = self._redis(lk, lambda c: c.get(lk.keys.value))
+        except RedisUnavailable:
+            return self._bypass(lk)
+        entry = lk.entry = _decode(raw)
+        if entry is not None:
+            age = time.time() - entry.created
+            if age < self.settings.ttl:
+                metrics.cache_results.labels("hit").inc()
+                return Result(entry.value, HIT, entry.created, lk.timings)
+            if age < self.settings.ttl + self.settings.stale_while_revalidate:
+                self._revalidate_in_background(lk)
+                metrics.cache_results.labels("stale").inc()
+                return Result(entry.value, STALE, entry.created, lk.timings)
+        return self._fill(lk)
+
+    def _fill(self, lk: _Lookup) -> Result:
+        """Refresh under the lock, or wait for whoever holds it."""
+        deadline = time.monotonic() + self.settings.wait_timeout
+        delay = _POLL_FIRST
+        while True:
+            try:
+                lock = self._redis(lk, lambda c: self._acquire(c, lk.keys))
+            except RedisUnavailable:
+                return self._bypass(lk)
+            if lock is not None:
+                return self._refresh_locked(lk, lock)
+            # Another request (any worker, any host) is refreshing: wait for its value.
+            if time.monotonic() + delay > deadline:
+                return self._stale_or_fail(lk, "timed out waiting for another request's refresh")
+            start = time.perf_counter()
+            time.sleep(delay)
+            lk.timings.wait += time.perf_counter() - start
+            delay = min(delay * 1.5, _POLL_MAX)
+            try:
+                raw, error = self._redis(lk, lambda c: c.mget(lk.keys.value, lk.keys.error))
+            except RedisUnavailable:
+                return self._bypass(lk)
+            fresh = _decode(raw)
+            if fresh is not None and time.time() - fresh.created < self.settings.ttl:
+                metrics.cache_results.labels("hit").inc()
+                return Result(fresh.value, HIT, fresh.created, lk.timings)
+            if error is not None:
+                lk.entry = fresh or lk.entry
+                return self._stale_or_fail(lk, "the database is unavailable")
+
+    def _refresh_locked(self, lk: _Lookup, lock: Lock) -> Result:
+        try:
+            try:
+                recent_error = self._redis(lk, lambda c: c.get(lk.keys.error))
+            except RedisUnavailable:
+                return self._bypass(lk)
+            if recent_error is not None:
+                return self._stale_or_fail(lk, "the database is unavailable (recent error)")
+            start = time.perf_counter()
+            try:
+                value = lk.compute()
+            except DatabaseError as exc:
+                log.warning("cache: refresh of %s failed: %s", lk.keys.value, exc)
+                self._mark_db_error(lk.keys)
+                return self._stale_or_fail(lk, str(exc))
+            finally:
+                lk.timings.db += time.perf_counter() - start
+            created = time.time()
+            try:
+                self._redis(lk, lambda c: self._store(c, lk.keys, value, created))
+            except RedisUnavailable:
+                metrics.cache_results.labels("bypass").inc()
+                return Result(value, BYPASS, created, lk.timings)
+            metrics.cache_results.labels("miss").inc()
+            return Result(value, MISS, created, lk.timings)
+        finally:
+            self._release(lock)
+
+    def _stale_or_fail(self, lk: _Lookup, reason: str, status: str = MISS) -> Result:
+        """stale-if-error: serve a value within ttl + stale_if_error, else fail clearly."""
+        entry = lk.entry
+        limit = self.settings.ttl + self.settings.stale_if_error
+        if entry is not None and time.time() - entry.created < limit:
+            metrics.cache_results.labels("stale").inc()
+            return Result(entry.value, STALE, entry.created, lk.timings)
+        raise CacheUnavailable(reason, status, lk.timings)
+
+    def _bypass(self, lk: _Lookup) -> Result:
+        """Fail-open: Redis is unusable, answer from the database."""
+        start = time.perf_counter()
+        try:
+            value = self._bypass_flight.do(lk.item, lk.compute)
+        except DatabaseError as exc:
+            return self._stale_or_fail(lk, str(exc), BYPASS)
+        finally:
+            lk.timings.db += time.perf_counter() - start
+        metrics.cache_results.labels("bypass").inc()
+        return Result(value, BYPASS, time.time(), lk.timings)
+
+    # --- stale-while-revalidate --------------------------------------------------------
+
+    def _revalidate_in_background(self, lk: _Lookup) -> None:
+        try:
+            lock = self._redis(lk, lambda c: self._acquire(c, lk.keys))
+        except RedisUnavailable:
+            return
+        if lock is not None:
+            self._pool().submit(self._background_refresh, lk.keys, lk.compute, lock)
+
+    def _background_refresh(
+        self, keys: Keys, compute: Callable[[], dict[str, Any]], lock: Lock
+    ) -> None:
+        try:
+            if self.gateway.call(lambda c: c.get(keys.error)) is not None:
+                return  # the database failed moments ago; keep serving stale
+            try:
+                value = compute()
+            except DatabaseError as exc:
+                log.warning("cache: background refresh of %s failed: %s", keys.value, exc)
+                self._mark_db_error(keys)
+                return
+            created = time.time()
+            self.gateway.call(lambda c: self._store(c, keys, value, created))
+        except RedisUnavailable:
+            pass
+        except Exception:
+            log.exception("cache: background refresh of %s crashed", keys.value)
+        finally:
+            self._release(lock)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None or self._executor_pid != os.getpid():
+            self._executor = ThreadPoolExecutor(2, thread_name_prefix="cachedapp-refresh")
+            self._executor_pid = os.getpid()
+        return self._executor
+
+    # --- Redis primitives ----------------------------------------------------------------
+
+    def _redis(self, lk: _Lookup, op: Callable[[RedisClient], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return self.gateway.call(op)
+        finally:
+            lk.timings.redis += time.perf_counter() - start
+
+    def _acquire(self, client: RedisClient, keys: Keys) -> Lock | None:
+        lock = client.lock(
+            keys.lock, timeout=self.settings.lock_timeout, blocking=False, thread_local=False
+        )
+        return lock if lock.acquire() else None
+
+    def _store(self, client: RedisClient, keys: Keys, value: dict[str, Any], created: float) -> Any:
+        payload = json.dumps({"c": created, "v": value}, separators=(",", ":"))
+        return client.set(keys.value, payload, px=self.life_ms)
+
+    def _mark_db_error(self, keys: Keys) -> None:
+        """Tell waiters and the next requests that the DB just failed (error_backoff s)."""
+        backoff_ms = int(self.settings.error_backoff * 1000)
+        if backoff_ms > 0:
+            with contextlib.suppress(RedisUnavailable):
+                self.gateway.call(lambda c: c.set(keys.error, b"1", px=backoff_ms))
+
+    def _release(self, lock: Lock) -> None:
+        def release(_client: RedisClient) -> None:
+            try:
+                lock.release()
+            except LockError:
+                log.warning(
+                    "cache: refresh lock %s expired before the refresh ended "
+                    "(raise cache.lock_timeout)",
+                    lock.name,
+                )
+
+        with contextlib.suppress(RedisUnavailable):  # else it expires after lock_timeout
+            self.gateway.call(release)

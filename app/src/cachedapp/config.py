@@ -1,0 +1,375 @@
+"""Settings: one TOML file, overridable by ``CACHEDAPP_<SECTION>_<KEY>`` env vars.
+
+Every key is declared once in ``SCHEMA`` (type, default, check). A bad, missing or
+unknown setting raises :class:`ConfigError`, whose message names the setting and
+never contains a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+DEFAULT_CONFIG_PATH = "/etc/cachedapp/config.toml"
+CONFIG_ENV = "CACHEDAPP_CONFIG"
+ENV_PREFIX = "CACHEDAPP_"
+REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    """A setting is bad or missing. ``str()`` is one line naming the setting."""
+
+    def __init__(self, setting: str, problem: str, source: str = "") -> None:
+        self.setting = setting
+        self.problem = problem
+        self.source = source
+        where = f" ({source})" if source else ""
+        super().__init__(f"{setting}: {problem}{where}")
+
+
+class Secret:
+    """A string that never shows itself in repr(), str() or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+# --- value checks ---------------------------------------------------------------------
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+def _between(low: float, high: float) -> Callable[[float], str | None]:
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else f"must be between {low} and {high}"
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def _non_empty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def _namespace(value: str) -> str | None:
+    if not _NAMESPACE_RE.match(value):
+        return "must be non-empty letters, digits, '_', '.', ':' or '-' (no braces)"
+    return None
+
+
+# (section, key) -> (type, default, check)
+SCHEMA: dict[tuple[str, str], tuple[type, Any, Callable[[Any], str | None] | None]] = {
+    ("database", "host"): (str, REQUIRED, _non_empty),
+    ("database", "port"): (int, 5432, _between(1, 65535)),
+    ("database", "dbname"): (str, REQUIRED, _non_empty),
+    ("database", "user"): (str, REQUIRED, _non_empty),
+    ("database", "password"): (Secret, REQUIRED, None),
+    ("database", "sslmode"): (
+        str,
+        "prefer",
+        _one_of("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    ),
+    ("database", "connect_timeout"): (int, 3, _between(1, 60)),
+    ("database", "pool_size"): (int, 4, _between(1, 100)),
+    ("database", "query_timeout"): (float, 15.0, _positive),
+    ("database", "application_name"): (str, "cachedapp", _non_empty),
+    ("redis", "mode"): (str, "standalone", _one_of("standalone", "cluster")),
+    ("redis", "url"): (str, "redis://127.0.0.1:6379/0", _non_empty),
+    ("redis", "username"): (str, "", None),
+    ("redis", "password"): (Secret, "", None),
+    ("redis", "ca_file"): (str, "", None),
+    ("redis", "connect_timeout"): (float, 0.2, _between(0.001, 30)),
+    ("redis", "socket_timeout"): (float, 0.2, _between(0.001, 30)),
+    ("redis", "max_connections"): (int, 64, _between(1, 10000)),
+    ("redis", "breaker_failures"): (int, 3, _between(1, 1000)),
+    ("redis", "breaker_cooldown"): (float, 2.0, _between(0.01, 3600)),
+    ("cache", "namespace"): (str, "cachedapp", _namespace),
+    ("cache", "key_version"): (int, 1, _non_negative),
+    ("cache", "ttl"): (float, 60.0, _positive),
+    ("cache", "stale_while_revalidate"): (float, 30.0, _non_negative),
+    ("cache", "stale_if_error"): (float, 600.0, _non_negative),
+    ("cache", "lock_timeout"): (float, 15.0, _positive),
+    ("cache", "wait_timeout"): (float, 6.0, _non_negative),
+    ("cache", "error_backoff"): (float, 2.0, _non_negative),
+    ("app", "log_level"): (str, "INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+}
+
+
+# --- typed settings ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: Secret
+    sslmode: str
+    connect_timeout: int
+    pool_size: int
+    query_timeout: float
+    application_name: str
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    mode: str
+    url: str  # never holds credentials: they are moved to username/password on load
+    username: str
+    password: Secret
+    ca_file: str
+    connect_timeout: float
+    socket_timeout: float
+    max_connections: int
+    breaker_failures: int
+    breaker_cooldown: float
+
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith("rediss://")
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    namespace: str
+    key_version: int
+    ttl: float
+    stale_while_revalidate: float
+    stale_if_error: float
+    lock_timeout: float
+    wait_timeout: float
+    error_backoff: float
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    log_level: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings
+    redis: RedisSettings
+    cache: CacheSettings
+    app: AppSettings
+    source: str = ""
+
+
+SECTIONS = {
+    "database": DatabaseSettings,
+    "redis": RedisSettings,
+    "cache": CacheSettings,
+    "app": AppSettings,
+}
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def _env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def _coerce(setting: str, kind: type, raw: Any, source: str) -> Any:
+    secret = kind is Secret
+    try:
+        if kind is Secret or kind is str:
+            if not isinstance(raw, str):
+                raise TypeError
+            return Secret(raw) if secret else raw
+        if isinstance(raw, bool):
+            raise TypeError
+        if kind is int:
+            if isinstance(raw, str):
+                return int(raw.strip())
+            if isinstance(raw, float) and raw.is_integer():
+                return int(raw)
+            if not isinstance(raw, int):
+                raise TypeError
+            return raw
+        if kind is float:
+            value = float(raw.strip()) if isinstance(raw, str) else raw
+            if not isinstance(value, int | float) or value != value:  # noqa: PLR0124 (NaN)
+                raise TypeError
+            return float(value)
+    except (TypeError, ValueError):
+        shown = "" if secret else f", got {raw!r}"
+        raise ConfigError(setting, f"must be {kind.__name__}{shown}", source) from None
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _split_redis_url(values: dict[tuple[str, str], Any], sources: dict[str, str]) -> None:
+    """Validate redis.url and move any credentials in it to redis.username/password."""
+    setting = "redis.url"
+    src = sources.get(setting, "")
+    url = values[("redis", "url")]
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(setting, "is not a valid URL", src) from None
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(setting, "scheme must be redis:// or rediss:// (TLS)", src)
+    if not parts.hostname:
+        raise ConfigError(setting, "has no host", src)
+    path = parts.path.lstrip("/")
+    if path and not path.isdigit():
+        raise ConfigError(setting, "database number after the host must be an integer", src)
+    if values[("redis", "mode")] == "cluster" and path not in ("", "0"):
+        raise ConfigError(setting, "cluster mode supports database 0 only", src)
+    if parts.username or parts.password:
+        if parts.password and values[("redis", "password")]:
+            raise ConfigError("redis.password", "is set both in redis.url and redis.password", src)
+        if parts.username and values[("redis", "username")]:
+            raise ConfigError("redis.username", "is set both in redis.url and redis.username", src)
+        if parts.username:
+            values[("redis", "username")] = unquote(parts.username)
+        if parts.password:
+            values[("redis", "password")] = Secret(unquote(parts.password))
+        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        netloc = f"{host}:{port}" if port else host
+        values[("redis", "url")] = urlunsplit(
+            (parts.scheme, netloc, parts.path, parts.query, parts.fragment)
+        )
+
+
+def _cross_checks(values: dict[tuple[str, str], Any], sources: dict[str, str]) -> None:
+    ca_file = values[("redis", "ca_file")]
+    if ca_file:
+        src = sources.get("redis.ca_file", "")
+        if not values[("redis", "url")].startswith("rediss://"):
+            raise ConfigError("redis.ca_file", "is set but redis.url is not rediss://", src)
+        if not os.access(ca_file, os.R_OK) or not Path(ca_file).is_file():
+            raise ConfigError("redis.ca_file", f"cannot read file {ca_file}", src)
+    # A password alone is plain AUTH (ElastiCache AUTH token); a user needs one too.
+    if values[("redis", "username")] and not values[("redis", "password")]:
+        raise ConfigError("redis.password", "is required when redis.username is set")
+    if values[("cache", "lock_timeout")] < values[("database", "query_timeout")]:
+        raise ConfigError(
+            "cache.lock_timeout",
+            "must be >= database.query_timeout (a refresh must not outlive its lock)",
+            sources.get("cache.lock_timeout", ""),
+        )
+
+
+def _read_file(config_path: Path) -> dict[str, Any]:
+    try:
+        with config_path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("config", f"file {config_path} not found", CONFIG_ENV) from None
+    except PermissionError:
+        raise ConfigError("config", f"file {config_path} not readable", CONFIG_ENV) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("config", f"file {config_path} is not valid TOML: {exc}") from None
+
+
+def _gather(
+    data: dict[str, Any], env: Mapping[str, str], file_src: str
+) -> tuple[dict[tuple[str, str], Any], dict[str, str]]:
+    """Raw values from the file, then env overrides; where each came from."""
+    raw: dict[tuple[str, str], Any] = {}
+    sources: dict[str, str] = {}
+    for section, table in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(section, "unknown section", file_src)
+        if not isinstance(table, dict):
+            raise ConfigError(section, "must be a table ([section])", file_src)
+        for key, value in table.items():
+            if (section, key) not in SCHEMA:
+                raise ConfigError(f"{section}.{key}", "unknown setting", file_src)
+            raw[(section, key)] = value
+            sources[f"{section}.{key}"] = file_src
+    by_env = {_env_name(s, k): (s, k) for (s, k) in SCHEMA}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        if name not in by_env:
+            raise ConfigError(name, "unknown setting (env var)", "environment")
+        raw[by_env[name]] = value
+        sources[".".join(by_env[name])] = f"from {name}"
+    return raw, sources
+
+
+def _typed(
+    raw: dict[tuple[str, str], Any], sources: dict[str, str], file_src: str
+) -> dict[tuple[str, str], Any]:
+    """Coerce, default and check every declared setting."""
+    values: dict[tuple[str, str], Any] = {}
+    for (section, key), (kind, default, check) in SCHEMA.items():
+        setting = f"{section}.{key}"
+        src = sources.get(setting, file_src)
+        if (section, key) in raw:
+            value = _coerce(setting, kind, raw[(section, key)], src)
+        elif default is REQUIRED:
+            raise ConfigError(setting, "is required", file_src)
+        else:
+            value = Secret(default) if kind is Secret else default
+        if setting == "app.log_level":
+            value = value.upper()
+        if kind is Secret and default is REQUIRED and not value:
+            raise ConfigError(setting, "is required", src)
+        if check is not None and (problem := check(value)) is not None:
+            shown = "" if kind is Secret else f", got {value!r}"
+            raise ConfigError(setting, f"{problem}{shown}", src)
+        values[(section, key)] = value
+    return values
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the TOML file, apply env overrides, validate. Raises ConfigError."""
+    env = os.environ if environ is None else environ
+    config_path = Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    file_src = f"in {config_path}"
+    raw, sources = _gather(_read_file(config_path), env, file_src)
+    values = _typed(raw, sources, file_src)
+    _split_redis_url(values, sources)
+    _cross_checks(values, sources)
+    sections = {
+        name: cls(**{k: v for (s, k), v in values.items() if s == name})
+        for name, cls in SECTIONS.items()
+    }
+    return Settings(**sections, source=str(config_path))

@@ -1,0 +1,70 @@
+"""Gunicorn settings: ``gunicorn -c python:cachedapp.gunicorn_conf cachedapp.wsgi:app``.
+
+Defaults measured on a 2-core host behind nginx (see README, "Benchmark"). Anything
+here is overridable on the command line (the unit passes --bind/--workers/--umask) or
+with GUNICORN_CMD_ARGS. The config is validated here, in the master, before any
+worker starts: a bad setting stops start-up with one line naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from prometheus_client import multiprocess
+
+from cachedapp.config import ConfigError, load_settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+try:
+    _settings = load_settings()
+except ConfigError as _exc:
+    sys.exit(f"cachedapp: config error: {_exc}")
+
+bind = "127.0.0.1:8000"
+workers = 3
+worker_class = "sync"
+preload_app = True  # import once in the master; workers fork with the app loaded
+timeout = 30
+graceful_timeout = 20
+keepalive = 2
+backlog = 2048
+accesslog = None  # nginx logs requests; per-request logging here costs throughput
+errorlog = "-"
+loglevel = _settings.app.log_level.lower()
+proc_name = "cachedapp"
+control_socket_disable = True  # gunicorn >= 25.1 would create ~/.gunicorn/gunicorn.ctl
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"  # heartbeat file off disk (and off a noexec /tmp)
+
+
+def _prepare_multiproc_dir() -> None:
+    """Prometheus multiprocess mode: start from an empty directory (before the preload).
+
+    Runs when gunicorn reads this module, i.e. once in the master at start.
+    """
+    path = os.environ.get(MULTIPROC_ENV)
+    if not path:
+        return
+    directory = Path(path)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+_prepare_multiproc_dir()
+
+
+def post_fork(server, worker):
+    """Each worker builds its own DB pool and Redis client (never the master's)."""
+    services = getattr(worker.app.wsgi(), "extensions", {}).get("cachedapp")
+    if services is not None:
+        services.reset()
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must not be summed any more."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(worker.pid)
