@@ -1,0 +1,274 @@
+"""Per-distro data of the data-tier roles (postgresql, redis), checked without a host.
+
+No RedHat-family image can run here, so the data itself is the test subject: every
+supported platform must resolve, the way the roles' preflight does it (first_found over
+``<Distribution>-<major>.yml``, ``<Distribution>.yml``, ``<os_family>.yml``), to a vars
+file that defines every key the role needs, with values consistent with each other and
+with the distribution's real package, service and path names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jinja2
+import pytest
+import yaml
+
+ROLES = Path(__file__).resolve().parent.parent / "roles"
+
+
+class Platform(NamedTuple):
+    distribution: str  # ansible_facts.distribution
+    major: str  # ansible_facts.distribution_major_version
+    os_family: str  # ansible_facts.os_family
+
+
+# What Ansible reports on each supported platform.
+PLATFORMS = {
+    "debian12": Platform("Debian", "12", "Debian"),
+    "centos9": Platform("CentOS", "9", "RedHat"),
+    "rocky9": Platform("Rocky", "9", "RedHat"),
+    "al2023": Platform("Amazon", "2023", "RedHat"),
+}
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def role_vars(role: str) -> dict[str, Any]:
+    return load(ROLES / role / "vars" / "main.yml")
+
+
+def resolve(role: str, platform: Platform) -> Path | None:
+    """The vars file the role's first_found picks, or None."""
+    candidates = [
+        f"{platform.distribution}-{platform.major}.yml",
+        f"{platform.distribution}.yml",
+        f"{platform.os_family}.yml",
+    ]
+    for name in candidates:
+        path = ROLES / role / "vars" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def distro_data(role: str, key: str) -> dict[str, Any]:
+    path = resolve(role, PLATFORMS[key])
+    assert path is not None, f"{role}: no vars file for {PLATFORMS[key]}"
+    return load(path)
+
+
+# --- shared checks for both roles ----------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["postgresql", "redis"])
+def test_supported_platforms_are_the_tested_ones(role: str) -> None:
+    supported = role_vars(role)[f"__{role}_supported_platforms"]
+    listed = {(p.distribution, p.major) for p in PLATFORMS.values()}
+    declared = {(dist, major) for dist, majors in supported.items() for major in majors}
+    assert declared == listed
+
+
+@pytest.mark.parametrize("role", ["postgresql", "redis"])
+@pytest.mark.parametrize("key", sorted(PLATFORMS))
+def test_each_platform_resolves_to_complete_data(role: str, key: str) -> None:
+    data = distro_data(role, key)
+    required = role_vars(role)[f"__{role}_distro_keys"]
+    missing = [name for name in required if name not in data]
+    assert not missing, f"{role} on {key}: missing {missing}"
+    unexpected = sorted(set(data) - set(required))
+    assert not unexpected, f"{role} on {key}: keys no task reads {unexpected}"
+    for name in required:
+        value = data[name]
+        assert value is not None, f"{role} on {key}: {name} is empty"
+        if isinstance(value, list) and name.endswith("_packages"):
+            assert value, f"{role} on {key}: {name} is an empty list"
+            assert all(isinstance(p, str) and p for p in value)
+
+
+@pytest.mark.parametrize("role", ["postgresql", "redis"])
+def test_every_vars_file_is_reachable(role: str) -> None:
+    used = {resolve(role, p) for p in PLATFORMS.values()}
+    files = {p for p in (ROLES / role / "vars").glob("*.yml") if p.name != "main.yml"}
+    assert files == used, f"{role}: vars files no platform loads: {sorted(files - used)}"
+
+
+@pytest.mark.parametrize("role", ["postgresql", "redis"])
+def test_argument_specs_match_defaults(role: str) -> None:
+    """Every documented default is the one defaults/main.yml sets, and vice versa."""
+    defaults = load(ROLES / role / "defaults" / "main.yml")
+    options = load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"][
+        "options"
+    ]
+    undocumented = sorted(set(defaults) - set(options))
+    assert not undocumented, f"{role}: defaults without an argument spec: {undocumented}"
+    for name, spec in options.items():
+        assert name.startswith(f"{role}_"), name
+        if spec.get("required"):
+            assert name not in defaults, f"{role}: required {name} has a default"
+            continue
+        assert name in defaults, f"{role}: optional {name} has no default in defaults/main.yml"
+        if "default" in spec:
+            assert spec["default"] == defaults[name], f"{role}: {name} defaults differ"
+        if "choices" in spec:
+            assert defaults[name] in spec["choices"], name
+    secrets = [n for n in options if n.endswith("_password")]
+    assert secrets
+    assert all(options[n].get("no_log") for n in secrets)
+
+
+# --- postgresql ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", sorted(PLATFORMS))
+def test_postgresql_paths_agree(key: str) -> None:
+    d = distro_data("postgresql", key)
+    version = d["__postgresql_version"]
+    assert isinstance(version, str)
+    assert version.isdigit()
+    assert int(version) >= 13  # scram-sha-256 default tooling, pg_hba_file_rules, etc.
+    for name in ("__postgresql_bin_dir", "__postgresql_data_dir", "__postgresql_config_dir"):
+        assert d[name].startswith("/"), name
+    layout = d["__postgresql_layout_settings"]
+    assert layout["unix_socket_directories"] == "/var/run/postgresql"
+    if d["__postgresql_initdb_command"]:
+        # EL layout: configuration in the data directory, initdb by postgresql-setup
+        assert d["__postgresql_config_dir"] == d["__postgresql_data_dir"]
+        assert d["__postgresql_initdb_command"][0] == "postgresql-setup"
+        assert "data_directory" not in layout
+    else:
+        # Debian layout: versioned paths, the package creates the cluster
+        assert layout["data_directory"] == d["__postgresql_data_dir"]
+        assert layout["hba_file"] == f"{d['__postgresql_config_dir']}/pg_hba.conf"
+        assert layout["ident_file"] == f"{d['__postgresql_config_dir']}/pg_ident.conf"
+        for name in ("__postgresql_bin_dir", "__postgresql_data_dir", "__postgresql_config_dir"):
+            assert f"/{version}/" in f"{d[name]}/", name
+        assert d["__postgresql_service"] == f"postgresql@{version}-main"
+    assert d["__postgresql_boot_service"] == "postgresql"
+    if layout.get("ssl"):
+        assert layout["ssl_cert_file"]
+        assert layout["ssl_key_file"]
+    assert "python3-psycopg2" in d["__postgresql_packages"]
+
+
+@pytest.mark.parametrize(
+    ("key", "server_package", "service", "version"),
+    [
+        ("debian12", "postgresql-15", "postgresql@15-main", "15"),
+        ("centos9", "postgresql-server", "postgresql", "13"),
+        ("rocky9", "postgresql-server", "postgresql", "13"),
+        ("al2023", "postgresql15-server", "postgresql", "15"),
+    ],
+)
+def test_postgresql_known_names(key: str, server_package: str, service: str, version: str) -> None:
+    d = distro_data("postgresql", key)
+    assert d["__postgresql_packages"][0] == server_package
+    assert d["__postgresql_service"] == service
+    assert d["__postgresql_version"] == version
+    if key != "debian12":
+        assert d["__postgresql_data_dir"] == "/var/lib/pgsql/data"
+        assert d["__postgresql_initdb_command"] == ["postgresql-setup", "--initdb"]
+
+
+def render_postgresql_conf(d: dict[str, Any], port: int = 5432) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(ROLES / "postgresql" / "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,  # as Ansible's template module
+    )
+    context = {**d, **role_vars("postgresql"), "postgresql_port": port, "ansible_managed": "x"}
+    return env.get_template("postgresql.conf.j2").render(context)
+
+
+@pytest.mark.parametrize("key", sorted(PLATFORMS))
+def test_postgresql_conf_renders_for_each_platform(key: str) -> None:
+    d = distro_data("postgresql", key)
+    text = render_postgresql_conf(d, port=5433)
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    settings = dict(line.split(" = ", 1) for line in lines)
+    assert settings["port"] == "5433"
+    assert settings["include_dir"] == "'conf.d'"
+    assert settings["unix_socket_directories"] == "'/var/run/postgresql'"
+    assert settings["ssl"] in {"on", "off"}
+    if "data_directory" in d["__postgresql_layout_settings"]:
+        assert settings["data_directory"] == f"'{d['__postgresql_data_dir']}'"
+
+
+def test_postgresql_value_quoting() -> None:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLES / "postgresql" / "templates"))
+    macro = env.get_template("pg_value.j2").module.pg_value
+    assert str(macro(True)) == "on"
+    assert str(macro(False)) == "off"
+    assert str(macro(100)) == "100"
+    assert str(macro("128MB")) == "'128MB'"
+    assert str(macro("it's")) == "'it''s'"
+
+
+# --- redis ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", sorted(PLATFORMS))
+def test_redis_paths_agree(key: str) -> None:
+    d = distro_data("redis", key)
+    config_dir = Path(d["__redis_config_file"]).parent
+    assert Path(d["__redis_acl_file"]).parent == config_dir
+    assert d["__redis_user"] == d["__redis_group"]
+    server, cli = Path(d["__redis_server_bin"]), Path(d["__redis_cli_bin"])
+    assert server.parent == cli.parent == Path("/usr/bin")
+    # redis-server/redis-cli, or redis6-server/redis6-cli: one naming scheme
+    assert server.name.removesuffix("-server") == cli.name.removesuffix("-cli")
+    # the package, user, config directory and data directory follow it too
+    base = server.name.removesuffix("-server")
+    assert d["__redis_user"] == base
+    assert config_dir.name == base
+    assert Path(d["__redis_data_dir"]) == Path("/var/lib") / base
+    assert base in d["__redis_packages"][0]
+    assert d["__redis_nft_bin"] == "/usr/sbin/nft"
+    assert d["__redis_firewall_packages"] == ["nftables"]
+    assert d["__redis_pidfile"] == "" or d["__redis_pidfile"].startswith("/run/")
+
+
+class RedisNames(NamedTuple):
+    package: str
+    service: str
+    config: str
+    user: str
+    cli: str
+
+
+@pytest.mark.parametrize(
+    ("key", "names"),
+    [
+        (
+            "debian12",
+            RedisNames(
+                "redis-server", "redis-server", "/etc/redis/redis.conf", "redis", "redis-cli"
+            ),
+        ),
+        ("centos9", RedisNames("redis", "redis", "/etc/redis/redis.conf", "redis", "redis-cli")),
+        ("rocky9", RedisNames("redis", "redis", "/etc/redis/redis.conf", "redis", "redis-cli")),
+        (
+            "al2023",
+            RedisNames("redis6", "redis6", "/etc/redis6/redis6.conf", "redis6", "redis6-cli"),
+        ),
+    ],
+)
+def test_redis_known_names(key: str, names: RedisNames) -> None:
+    d = distro_data("redis", key)
+    assert d["__redis_packages"][0] == names.package
+    assert d["__redis_service"] == names.service
+    assert d["__redis_config_file"] == names.config
+    assert d["__redis_user"] == names.user
+    assert Path(d["__redis_cli_bin"]).name == names.cli
+
+
+def test_redis_runtime_check_covers_managed_settings() -> None:
+    """Each setting compared at run time (drift) is one redis.conf sets."""
+    expected = role_vars("redis")["__redis_runtime_expected"]
+    template = (ROLES / "redis" / "templates" / "redis.conf.j2").read_text()
+    directives = {line.split()[0] for line in template.splitlines() if line[:1].isalpha()}
+    assert set(expected) <= directives
