@@ -66,6 +66,12 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null
 }
 
+alive() {  # running, not a zombie waiting for a slow reaper
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)
+  [[ -n $state && $state != Z ]]
+}
+
 listener_pid() {  # the pid listening on 127.0.0.1:PORT, if any
   { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2; } || true
 }
@@ -201,7 +207,7 @@ redis_stop() {
   [[ -f $dir/redis.pid ]] || return 0
   pid=$(cat "$dir/redis.pid")
   if kill "$pid" 2>/dev/null; then
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    for ((i = 0; i < 200; i++)); do alive "$pid" || break; sleep 0.05; done
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$dir/redis.pid"

@@ -1,0 +1,130 @@
+"""Configuration: file + env overrides, clear errors naming the setting, no secrets shown."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from cachedapp.config import ConfigError, load_settings
+from support import BIN, run_cli, write_config
+
+SECRET = "S3cret-db-pa55word"
+
+
+@pytest.fixture
+def config(servers, tmp_path):
+    return write_config(tmp_path / "config.toml", servers, {"database": {"password": SECRET}})
+
+
+def _error(path, env=None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ=env or {})
+    return info.value
+
+
+def test_defaults_and_types(config):
+    s = load_settings(config, environ={})
+    assert s.database.port > 0
+    assert s.database.sslmode == "prefer"
+    assert s.redis.mode == "standalone"
+    assert s.redis.connect_timeout == 0.2
+    assert s.cache.stale_while_revalidate == 30.0
+    assert s.cache.namespace == "cachedapp"
+    assert s.database.password.reveal() == SECRET
+    assert SECRET not in repr(s)
+    assert SECRET not in str(s.database)
+
+
+def test_env_overrides_file(config):
+    s = load_settings(
+        config, environ={"CACHEDAPP_CACHE_TTL": "7.5", "CACHEDAPP_REDIS_MODE": "cluster"}
+    )
+    assert s.cache.ttl == 7.5
+    assert s.redis.mode == "cluster"
+
+
+def test_config_path_from_env(config):
+    s = load_settings(environ={"CACHEDAPP_CONFIG": str(config)})
+    assert s.source == str(config)
+
+
+@pytest.mark.parametrize(
+    ("sections", "env", "setting"),
+    [
+        ({"cache": {"ttl": "soon"}}, {}, "cache.ttl"),
+        ({"cache": {"ttl": 0}}, {}, "cache.ttl"),
+        ({"redis": {"mode": "sentinel"}}, {}, "redis.mode"),
+        ({"redis": {"url": "http://cache:6379"}}, {}, "redis.url"),
+        ({"database": {"port": 70000}}, {}, "database.port"),
+        ({"database": {"sslmode": "sometimes"}}, {}, "database.sslmode"),
+        ({"cache": {"tll": 5}}, {}, "cache.tll"),
+        ({"cache": {"namespace": "a{b}"}}, {}, "cache.namespace"),
+        ({"redis": {"ca_file": "/etc/hostname"}}, {}, "redis.ca_file"),
+        ({"cache": {"lock_timeout": 1}}, {}, "cache.lock_timeout"),
+        ({}, {"CACHEDAPP_REDIS_SOCKET_TIMEOUT": "fast"}, "redis.socket_timeout"),
+        ({}, {"CACHEDAPP_CACHE_TLL": "5"}, "CACHEDAPP_CACHE_TLL"),
+        ({}, {"CACHEDAPP_DATABASE_PASSWORD": ""}, "database.password"),
+    ],
+)
+def test_bad_settings_are_named(servers, tmp_path, sections, env, setting):
+    path = write_config(
+        tmp_path / "c.toml", servers, {"database": {"password": SECRET}, **sections}
+    )
+    err = _error(path, env)
+    assert str(err).startswith(f"{setting}:")
+    assert SECRET not in str(err)
+
+
+def test_missing_required_setting(servers, tmp_path):
+    path = write_config(tmp_path / "c.toml", servers, {"database": {"host": None}})
+    assert str(_error(path)).startswith("database.host: is required")
+
+
+def test_missing_or_broken_file(tmp_path):
+    assert "not found" in str(_error(tmp_path / "absent.toml"))
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[database\n")
+    assert "not valid TOML" in str(_error(broken))
+
+
+def test_credentials_in_redis_url_are_moved_and_hidden(servers, tmp_path):
+    path = write_config(
+        tmp_path / "c.toml",
+        servers,
+        {"redis": {"url": "rediss://app:T0ken-in-url@cache.example:6380/0"}},
+    )
+    s = load_settings(path, environ={})
+    assert s.redis.url == "rediss://cache.example:6380/0"
+    assert s.redis.username == "app"
+    assert s.redis.password.reveal() == "T0ken-in-url"
+    assert "T0ken-in-url" not in repr(s)
+
+
+def test_check_config_cli(config):
+    ok = run_cli("cachedapp-check-config", "--config", str(config))
+    assert ok.returncode == 0, ok.stderr
+    bad = run_cli("cachedapp-check-config", config=config, env={"CACHEDAPP_CACHE_TTL": "-1"})
+    assert bad.returncode == 1
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "cache.ttl" in lines[0]
+    assert "CACHEDAPP_CACHE_TTL" in lines[0]
+    assert SECRET not in bad.stderr + bad.stdout
+
+
+def test_gunicorn_refuses_to_start_on_bad_config(servers, tmp_path):
+    path = write_config(
+        tmp_path / "c.toml", servers, {"database": {"password": SECRET}, "redis": {"mode": "x"}}
+    )
+    out = subprocess.run(
+        [str(BIN / "gunicorn"), "-c", "python:cachedapp.gunicorn_conf", "cachedapp.wsgi:app"],
+        env={"CACHEDAPP_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "redis.mode" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert SECRET not in out.stderr + out.stdout
