@@ -299,6 +299,8 @@ def measure(work: Path, args: argparse.Namespace, conns: list[int]) -> int:
             "reference style": f"{base}/ref/",
             "static nginx": f"{base}/static/page.html",
         }
+        if args.only:
+            targets = {k: v for k, v in targets.items() if args.only in k}
         for name, url in targets.items():
             status, headers, _, _ = get(url)
             assert status == 200, (name, status)
@@ -312,8 +314,10 @@ def measure(work: Path, args: argparse.Namespace, conns: list[int]) -> int:
         metrics = get(f"{base}/metrics")[2].decode()
         counts = dict(re.findall(r'cachedapp_cache_results_total\{result="(\w+)"\} (\S+)', metrics))
 
-        print(f"bench: cold test, {args.cold} concurrent requests on an empty key ...", flush=True)
-        executions, slowest, outcome = cold_test(f"{base}/", args.cold)
+        executions, slowest, outcome = 1, 0.0, {}
+        if args.cold:
+            print(f"bench: cold test, {args.cold} concurrent requests on an empty key", flush=True)
+            executions, slowest, outcome = cold_test(f"{base}/", args.cold)
     finally:
         stack.stop()
 
@@ -337,7 +341,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "5")))
     parser.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "3")))
     parser.add_argument("--conns", default="16,64")
-    parser.add_argument("--cold", type=int, default=50)
+    parser.add_argument("--cold", type=int, default=50, help="0: skip the cold test")
+    parser.add_argument("--only", help="measure only the variants whose name contains this")
     parser.add_argument("--work", default="/tmp/cgc-app-bench")
     args = parser.parse_args()
     conns = [int(c) for c in args.conns.split(",")]

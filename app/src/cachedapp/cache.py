@@ -147,13 +147,17 @@ class Cache:
             (settings.ttl + max(settings.stale_while_revalidate, settings.stale_if_error)) * 1000
         )
         self._prefix = f"{settings.namespace}:v{settings.key_version}:"
+        self._keys: dict[str, Keys] = {}
         self._bypass_flight = SingleFlight()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_pid = 0
 
     def keys(self, item: str) -> Keys:
-        base = f"{self._prefix}{{{item}}}"
-        return Keys(base, f"{base}:lock", f"{base}:error")
+        keys = self._keys.get(item)
+        if keys is None:
+            base = f"{self._prefix}{{{item}}}"
+            keys = self._keys.setdefault(item, Keys(base, f"{base}:lock", f"{base}:error"))
+        return keys
 
     # --- the lookup ------------------------------------------------------------------
 
@@ -168,11 +172,11 @@ class Cache:
         if entry is not None:
             age = time.time() - entry.created
             if age < self.settings.ttl:
-                metrics.cache_results.labels("hit").inc()
+                metrics.results["hit"].inc()
                 return Result(entry.value, HIT, entry.created, lk.timings)
             if age < self.settings.ttl + self.settings.stale_while_revalidate:
                 self._revalidate_in_background(lk)
-                metrics.cache_results.labels("stale").inc()
+                metrics.results["stale"].inc()
                 return Result(entry.value, STALE, entry.created, lk.timings)
         return self._fill(lk)
 
@@ -200,7 +204,7 @@ class Cache:
                 return self._bypass(lk)
             fresh = _decode(raw)
             if fresh is not None and time.time() - fresh.created < self.settings.ttl:
-                metrics.cache_results.labels("hit").inc()
+                metrics.results["hit"].inc()
                 return Result(fresh.value, HIT, fresh.created, lk.timings)
             if error is not None:
                 lk.entry = fresh or lk.entry
@@ -227,9 +231,9 @@ class Cache:
             try:
                 self._redis(lk, lambda c: self._store(c, lk.keys, value, created))
             except RedisUnavailable:
-                metrics.cache_results.labels("bypass").inc()
+                metrics.results["bypass"].inc()
                 return Result(value, BYPASS, created, lk.timings)
-            metrics.cache_results.labels("miss").inc()
+            metrics.results["miss"].inc()
             return Result(value, MISS, created, lk.timings)
         finally:
             self._release(lock)
@@ -239,7 +243,7 @@ class Cache:
         entry = lk.entry
         limit = self.settings.ttl + self.settings.stale_if_error
         if entry is not None and time.time() - entry.created < limit:
-            metrics.cache_results.labels("stale").inc()
+            metrics.results["stale"].inc()
             return Result(entry.value, STALE, entry.created, lk.timings)
         raise CacheUnavailable(reason, status, lk.timings)
 
@@ -252,7 +256,7 @@ class Cache:
             return self._stale_or_fail(lk, str(exc), BYPASS)
         finally:
             lk.timings.db += time.perf_counter() - start
-        metrics.cache_results.labels("bypass").inc()
+        metrics.results["bypass"].inc()
         return Result(value, BYPASS, time.time(), lk.timings)
 
     # --- stale-while-revalidate --------------------------------------------------------

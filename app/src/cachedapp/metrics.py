@@ -8,6 +8,7 @@ files and ``/metrics`` aggregates them; without it the default registry is used.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -40,8 +41,16 @@ request_latency = Histogram(
     buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-for _result in CACHE_RESULTS:  # export zeros from the start
-    cache_results.labels(_result)
+# Label children bound once: the hot path skips labels()' lookup and lock.
+results = {result: cache_results.labels(result) for result in CACHE_RESULTS}
+_latency_by_route: dict[str, Any] = {}
+
+
+def observe_latency(route: str, seconds: float) -> None:
+    child = _latency_by_route.get(route)
+    if child is None:
+        child = _latency_by_route.setdefault(route, request_latency.labels(route))
+    child.observe(seconds)
 
 
 def render() -> tuple[bytes, str]:

@@ -107,7 +107,7 @@ def _add_headers(response: Response) -> Response:
     headers["X-Cache"] = status
     headers["Server-Timing"] = ", ".join(parts)
     rule = request.url_rule
-    metrics.request_latency.labels(rule.rule if rule else "unmatched").observe(total)
+    metrics.observe_latency(rule.rule if rule else "unmatched", total)
     return response
 
 
@@ -118,11 +118,15 @@ def _register_routes(app: Flask, svc: Services) -> None:
         g.timings = result.timings
         return result
 
+    # The compiled template, rendered directly: no per-request template lookup,
+    # context processors or signals (the page uses none of them).
+    page_template = app.jinja_env.get_template("page.html")
+
     @app.get("/")
     @app.get("/app")
     def page() -> Response:
         model = _view_model(lookup(), svc)
-        body = render_template("page.html", error=None, status=model["cache"], **model)
+        body = page_template.render(error=None, status=model["cache"], **model)
         response = Response(body, mimetype="text/html")
         response.headers["Cache-Control"] = "no-store"
         return response
