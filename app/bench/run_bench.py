@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,8 @@ class Stack:
             "python:cachedapp.gunicorn_conf",
             "--bind",
             f"unix:{self.work / name}.sock",
+            "--pid",
+            str(self.work / f"{name}.pid"),
             *self.gunicorn_args,
             *extra,
             target,
@@ -151,6 +154,21 @@ http {{
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def end_leftovers(work: Path) -> None:
+    """Stop what an interrupted earlier run left (pid files in its work dir)."""
+    for pid_file in work.glob("*.pid"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, signal.SIGQUIT if pid_file.stem == "nginx" else signal.SIGTERM)
+            print(f"bench: stopped leftover {pid_file.stem} (pid {pid})", file=sys.stderr)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", NGINX_PORT)) != 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"bench: port {NGINX_PORT} is in use by another program")
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -357,6 +375,7 @@ def main() -> int:
         return 0
 
     work = Path(args.work)
+    end_leftovers(work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     work.chmod(0o755)
