@@ -22,7 +22,7 @@ def servers() -> Servers:
     return Servers.from_env()
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def schema(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> None:
     """slow_version() with a short sleep, installed once through the real CLI."""
     config = write_config(tmp_path_factory.mktemp("schema") / "config.toml", servers)

@@ -18,7 +18,7 @@ def test_miss_then_hit(servers, stack):
     assert first.json()["version"].startswith("PostgreSQL")
     assert second.json()["version"] == first.json()["version"]
     assert second.json()["db_host"] == "127.0.0.1"
-    assert second.elapsed * 5 < first.elapsed  # the hit skipped the slow query
+    assert second.elapsed * 2 < first.elapsed  # the hit skipped the slow query
     assert "db;dur=" in first.headers["Server-Timing"]
     assert "db;dur=" not in second.headers["Server-Timing"]
     assert db_executions(servers, app) - before == 1
@@ -71,7 +71,9 @@ def test_stale_while_revalidate(servers, stack):
     stale = concurrent([app.get] * 6)
     assert {r.cache for r in stale} == {"STALE"}
     assert {r.json()["fetched_at"] for r in stale} == {miss.json()["fetched_at"]}
-    assert max(r.elapsed for r in stale) * 3 < miss.elapsed  # nobody waited for the DB
+    # nobody waited for the DB: no db phase, and each answer faster than the query
+    assert not any("db;dur=" in r.headers["Server-Timing"] for r in stale)
+    assert max(r.elapsed for r in stale) < miss.elapsed
 
     def refreshed():
         reply = app.get()

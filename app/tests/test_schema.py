@@ -20,7 +20,7 @@ def _install(config, sleep=DB_SLEEP):
     return json.loads(out.stdout)
 
 
-def test_install_is_idempotent_and_status_detects_drift(servers, tmp_path):
+def test_install_is_idempotent_and_status_detects_drift(servers, schema, tmp_path):
     config = write_config(tmp_path / "config.toml", servers)
     try:
         assert _status(config) == {"installed": True, "current": True}
@@ -39,7 +39,7 @@ def test_install_is_idempotent_and_status_detects_drift(servers, tmp_path):
         install_schema(config, DB_SLEEP)
 
 
-def test_function_sleeps_and_returns_version(servers):
+def test_function_sleeps_and_returns_version(servers, schema):
     with contextlib.closing(servers.admin_db()) as conn, conn.cursor() as cur:
         cur.execute("SELECT clock_timestamp()")
         (start,) = cur.fetchone()
