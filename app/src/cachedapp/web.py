@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from cachedapp import metrics
@@ -21,6 +22,9 @@ from cachedapp.redisconn import RedisGateway, RedisUnavailable
 log = logging.getLogger(__name__)
 ITEM = "slow_version"  # the one cached item: slow_version()'s answer
 EXTENSION = "cachedapp"
+ROUTES = frozenset({"/", "/app", "/api/version", "/healthz", "/readyz", "/metrics"})
+START_KEY = "cachedapp.start"  # WSGI environ keys shared by the views and Instrument
+CACHE_KEY = "cachedapp.cache"  # (X-Cache status, Timings or None)
 
 
 class Services:
@@ -63,7 +67,7 @@ def _view_model(result: Result, svc: Services) -> dict[str, Any]:
         "version": result.value.get("version"),
         "db_host": result.value.get("db_host"),
         "cache": result.status,
-        "elapsed_ms": _ms(time.perf_counter() - g.start),
+        "elapsed_ms": _ms(time.perf_counter() - request.environ[START_KEY]),
         "age_s": round(max(0.0, now - result.created), 3),
         "fetched_at": datetime.fromtimestamp(result.created, UTC).isoformat(timespec="seconds"),
         "served_by": svc.hostname,
@@ -78,44 +82,51 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     svc = Services(settings)
     app.extensions[EXTENSION] = svc
-    app.before_request(_start_timer)
-    app.after_request(_add_headers)
+    app.wsgi_app = Instrument(app.wsgi_app)  # type: ignore[method-assign]
     _register_routes(app, svc)
     _register_errors(app, svc)
     return app
 
 
-def _start_timer() -> None:
-    g.start = time.perf_counter()
+StartResponse = Callable[..., Any]
 
 
-def _add_headers(response: Response) -> Response:
-    """X-Cache and Server-Timing on every response; the latency histogram."""
-    start = g.get("start") or time.perf_counter()
-    total = time.perf_counter() - start
-    status = g.get("cache_status", BYPASS)
-    timings = g.get("timings")
-    parts = []
-    if timings is not None:
-        parts.append(f"redis;dur={_ms(timings.redis)}")
-        if timings.db:
-            parts.append(f"db;dur={_ms(timings.db)}")
-        if timings.wait:
-            parts.append(f"wait;dur={_ms(timings.wait)}")
-    parts.append(f'app;dur={_ms(total)};desc="{status}"')
-    headers = response.headers
-    headers["X-Cache"] = status
-    headers["Server-Timing"] = ", ".join(parts)
-    rule = request.url_rule
-    metrics.observe_latency(rule.rule if rule else "unmatched", total)
-    return response
+class Instrument:
+    """WSGI layer around the Flask app: X-Cache and Server-Timing on every response
+    (whatever produced it) and the latency histogram, with no per-request Flask
+    hooks. Views leave ``(status, timings)`` in ``environ[CACHE_KEY]``."""
+
+    def __init__(self, wsgi_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        start = environ[START_KEY] = time.perf_counter()
+
+        def instrumented(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            total = time.perf_counter() - start
+            cache, timings = environ.get(CACHE_KEY) or (BYPASS, None)
+            if timings is None:
+                server_timing = f'app;dur={_ms(total)};desc="{cache}"'
+            else:
+                server_timing = f"redis;dur={_ms(timings.redis)}, "
+                if timings.db:
+                    server_timing += f"db;dur={_ms(timings.db)}, "
+                if timings.wait:
+                    server_timing += f"wait;dur={_ms(timings.wait)}, "
+                server_timing += f'app;dur={_ms(total)};desc="{cache}"'
+            headers.append(("X-Cache", cache))
+            headers.append(("Server-Timing", server_timing))
+            path = environ.get("PATH_INFO", "")
+            metrics.observe_latency(path if path in ROUTES else "unmatched", total)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, instrumented)
 
 
 def _register_routes(app: Flask, svc: Services) -> None:
     def lookup() -> Result:
         result = svc.lookup()
-        g.cache_status = result.status
-        g.timings = result.timings
+        request.environ[CACHE_KEY] = (result.status, result.timings)
         return result
 
     # The compiled template, rendered directly: no per-request template lookup,
@@ -178,7 +189,7 @@ def _register_errors(app: Flask, svc: Services) -> None:
 
     def error(code: int, message: str, status: str, headers: dict[str, str]) -> ErrorResponse:
         """HTML or JSON by Accept (JSON under /api/); never a traceback."""
-        elapsed = _ms(time.perf_counter() - (g.get("start") or time.perf_counter()))
+        elapsed = _ms(time.perf_counter() - request.environ.get(START_KEY, time.perf_counter()))
         if _wants_json():
             body = {"error": message, "status": code, "cache": status, "elapsed_ms": elapsed}
             return jsonify(body), code, headers
@@ -189,8 +200,7 @@ def _register_errors(app: Flask, svc: Services) -> None:
 
     @app.errorhandler(CacheUnavailable)
     def unavailable(exc: CacheUnavailable) -> ErrorResponse:
-        g.cache_status = exc.status
-        g.timings = exc.timings
+        request.environ[CACHE_KEY] = (exc.status, exc.timings)
         message = f"The database is unavailable and no cached answer can be served ({exc})."
         return error(503, message, exc.status, {"Retry-After": retry_after})
 
