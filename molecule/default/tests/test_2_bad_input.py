@@ -1,0 +1,151 @@
+"""Bad input fails before any change; a bad nginx config or a failed release
+never replaces what serves.
+
+Each test runs ansible-playbook against the scenario's containers, after the
+stack has converged (tests/test_1_stack.py ran first).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CONFIG, PROJECT, flush_cache, http_get, live_release
+
+WEB_YML = PROJECT / "playbooks" / "web.yml"
+LOCAL_INFRA_YML = PROJECT / "playbooks" / "local_infra.yml"
+APPLY_ROLE = Path(__file__).parents[1] / "playbooks" / "apply_role.yml"
+
+
+def extra(values: dict[str, Any]) -> list[str]:
+    return ["-e", json.dumps(values)]
+
+
+def checksum(host: Any, path: str) -> str:
+    return host.check_output(f"sha256sum {path}").split()[0]
+
+
+def main_pid(host: Any, unit: str) -> str:
+    return host.check_output(f"systemctl show -p MainPID --value {unit}")
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        pytest.param({"app_db_port": "five-four-three-two"}, "app_db_port", id="non-numeric port"),
+        pytest.param({"app_cache_ttl": -5}, "app_cache_ttl", id="negative ttl"),
+        pytest.param({"common_platform": "Gentoo-2"}, "common_platform", id="unknown distro"),
+        pytest.param({"app_db_password": ""}, "app_db_password", id="empty db password"),
+        pytest.param(
+            {"nginx_listen_port": "eighty"}, "nginx_listen_port", id="non-numeric nginx port"
+        ),
+    ],
+)
+def test_web_play_rejects_bad_arguments_before_any_change(
+    playbook: Any, web: Any, app_config: dict[str, Any], values: dict[str, Any], named: str
+) -> None:
+    before = checksum(web, CONFIG)
+    run = playbook(WEB_YML, *extra(values))
+    assert run.rc != 0, run.output[-2000:]
+    assert named in run.output
+    recap = run.recap(web.backend.name)
+    assert recap["changed"] == 0, recap
+    assert checksum(web, CONFIG) == before
+    # The secrets never show, even in a failure.
+    assert app_config["database"]["password"] not in run.output
+    assert app_config["redis"]["password"] not in run.output
+
+
+def test_local_infra_rejects_an_unknown_distro(playbook: Any) -> None:
+    run = playbook(LOCAL_INFRA_YML, *extra({"local_infra_distro": "gentoo"}))
+    assert run.rc != 0
+    assert "local_infra_distro" in run.output
+    assert run.recap("localhost")["changed"] == 0
+
+
+def test_bad_nginx_config_never_replaces_the_live_one(playbook: Any, web: Any) -> None:
+    before = checksum(web, "/etc/nginx/nginx.conf")
+    pid = main_pid(web, "nginx")
+    # Passes the argument spec (a string) but not `nginx -t`.
+    run = playbook(APPLY_ROLE, *extra({"cgc_role": "nginx", "nginx_client_max_body_size": "10zz"}))
+    assert run.rc != 0, run.output[-2000:]
+    assert "client_max_body_size" in run.output
+    assert checksum(web, "/etc/nginx/nginx.conf") == before
+    assert main_pid(web, "nginx") == pid
+    assert http_get("/").status == 200
+
+
+def test_config_the_app_rejects_never_goes_live(playbook: Any, web: Any) -> None:
+    before, pid, release = checksum(web, CONFIG), main_pid(web, "cachedapp"), live_release(web)
+    # A well-formed string the app's own checker refuses (no port number).
+    run = playbook(APPLY_ROLE, *extra({"cgc_role": "app", "app_redis_url": "redis://cache:port/0"}))
+    assert run.rc != 0, run.output[-2000:]
+    assert "redis.url" in run.output
+    assert checksum(web, CONFIG) == before
+    assert main_pid(web, "cachedapp") == pid, "the app must not have been restarted"
+    assert live_release(web) == release
+    assert http_get("/").status == 200
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Path:
+    """A copy of the app's source to break (a new release id)."""
+    source = tmp_path / "app"
+    shutil.copytree(
+        PROJECT / "app",
+        source,
+        ignore=shutil.ignore_patterns("tests", "bench", "__pycache__", "*.egg-info", "build"),
+    )
+    return source
+
+
+def test_release_that_fails_to_build_leaves_the_previous_serving(
+    playbook: Any, web: Any, app_copy: Path, tmp_path: Path
+) -> None:
+    lock = app_copy / "requirements.lock"
+    lock.write_text(lock.read_text() + "\n# broken on purpose\nflask==0.0.1\n")
+    release = live_release(web)
+    run = playbook(
+        APPLY_ROLE,
+        *extra(
+            {
+                "cgc_role": "app",
+                "app_source_dir": str(app_copy),
+                "app_build_dir": str(tmp_path / "build"),
+            }
+        ),
+    )
+    assert run.rc != 0, run.output[-2000:]
+    assert "failed to build" in run.output
+    assert live_release(web) == release
+    assert web.check_output("ls /opt/cachedapp/releases").split().count(Path(release).name) == 1
+    assert http_get("/").status == 200
+
+
+def test_release_that_fails_its_health_check_is_rolled_back(
+    playbook: Any, web: Any, app_copy: Path, tmp_path: Path
+) -> None:
+    wsgi = app_copy / "src" / "cachedapp" / "wsgi.py"
+    wsgi.write_text(wsgi.read_text() + '\nraise RuntimeError("broken release, on purpose")\n')
+    release = live_release(web)
+    run = playbook(
+        APPLY_ROLE,
+        *extra(
+            {
+                "cgc_role": "app",
+                "app_source_dir": str(app_copy),
+                "app_build_dir": str(tmp_path / "build"),
+            }
+        ),
+    )
+    assert run.rc != 0, run.output[-2000:]
+    assert "Rolled back" in run.output, run.output[-2000:]
+    assert live_release(web) == release
+    assert web.service("cachedapp").is_running
+    flush_cache(web)
+    reply = http_get("/")
+    assert reply.status == 200
+    assert reply.headers["X-Cache"] == "MISS"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# After `ansible-playbook site.yml` (make demo): print the URL and one MISS
+# and one HIT through nginx, timed by curl on the docker host.
+# The app's cache keys are deleted first (with the app's own Redis
+# credentials, inside the web container), so the MISS really runs the slow
+# query. Stack and port as inventory/local reads them:
+#   CGC_LOCAL_STACK (default cgc), CGC_LOCAL_HTTP_PORT (default 8080).
+set -euo pipefail
+
+STACK="${CGC_LOCAL_STACK:-cgc}"
+PORT="${CGC_LOCAL_HTTP_PORT:-8080}"
+URL="http://127.0.0.1:${PORT}/"
+WEB="${STACK}-web-1"
+
+if ! docker inspect -f '{{.State.Running}}' "$WEB" 2>/dev/null | grep -qx true; then
+  echo "container $WEB is not running: run 'ansible-playbook site.yml' (make demo) first" >&2
+  exit 1
+fi
+
+# One request: "<X-Cache> <ms> <Server-Timing>".
+fetch() {
+  curl -sS -o /dev/null -D - -w 'time_total=%{time_total}\n' --max-time 60 "$1" |
+    awk -F': ' '
+      tolower($1) == "x-cache"       { gsub(/\r/, "", $2); cache = $2 }
+      tolower($1) == "server-timing" { gsub(/\r/, "", $2); timing = $2 }
+      /^time_total=/                 { split($0, t, "="); ms = t[2] * 1000 }
+      END { printf "%s %.1f %s\n", cache, ms, timing }'
+}
+
+# Warm every gunicorn worker's connections, so the HIT is not a cold worker's.
+for _ in 1 2 3 4 5 6; do curl -s -o /dev/null --max-time 60 "${URL}api/version"; done
+
+deleted=$(docker exec -i "$WEB" /opt/cachedapp/current/venv/bin/python - <<'PY'
+import tomllib
+
+import redis
+
+c = tomllib.load(open("/etc/cachedapp/config.toml", "rb"))
+r = redis.Redis.from_url(c["redis"]["url"], username=c["redis"]["username"] or None,
+                         password=c["redis"]["password"] or None)
+keys = list(r.scan_iter(match=c["cache"]["namespace"] + ":*", count=1000))
+print(r.delete(*keys) if keys else 0)
+PY
+)
+
+read -r miss_cache miss_ms miss_timing < <(fetch "$URL")
+read -r hit_cache hit_ms hit_timing < <(fetch "$URL")
+
+echo "URL:  ${URL}  (also ${URL}app)"
+echo "cache keys flushed first: ${deleted}"
+printf '%-5s %9.1f ms   Server-Timing: %s\n' "$miss_cache" "$miss_ms" "$miss_timing"
+printf '%-5s %9.1f ms   Server-Timing: %s\n' "$hit_cache" "$hit_ms" "$hit_timing"
+awk -v m="$miss_ms" -v h="$hit_ms" 'BEGIN { if (h > 0) printf "HIT is %.0fx faster than MISS\n", m / h }'
+if [[ "$miss_cache" != "MISS" || "$hit_cache" != "HIT" ]]; then
+  echo "expected MISS then HIT, got $miss_cache then $hit_cache" >&2
+  exit 1
+fi

@@ -1,0 +1,199 @@
+"""Per-distro data of the web roles (common, app, nginx), checked without containers.
+
+Only Debian 12 containers run on this machine; Amazon Linux 2023 and EL9
+(CentOS Stream 9, Rocky 9) are covered here: every supported platform resolves
+to a data file the way the roles resolve it, the files name the packages,
+users, services and paths of that platform, and the roles agree with each
+other (the socket group is nginx's group; pip trusts the store the CA
+certificates go into). The templates are rendered with each platform's data
+and the app's own config loader reads the result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ROLES = ROOT / "roles"
+
+# Facts as Ansible reports them on each platform.
+FACTS = {
+    "Debian-12": {"distribution": "Debian", "os_family": "Debian", "major": "12"},
+    "Amazon-2023": {"distribution": "Amazon", "os_family": "RedHat", "major": "2023"},
+    "CentOS-9": {"distribution": "CentOS", "os_family": "RedHat", "major": "9"},
+    "Rocky-9": {"distribution": "Rocky", "os_family": "RedHat", "major": "9"},
+}
+REDHAT_LIKE = ["Amazon-2023", "CentOS-9", "Rocky-9"]
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def spec_options(role: str, entry: str = "main") -> dict[str, Any]:
+    return load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"][entry]["options"]
+
+
+def common_vars(platform: str) -> dict[str, Any]:
+    """common: common_platform -> vars/main.yml's map -> the data file."""
+    files = load(ROLES / "common" / "vars" / "main.yml")["__common_platform_files"]
+    return load(ROLES / "common" / "vars" / files[platform])
+
+
+def first_found_vars(role: str, platform: str) -> dict[str, Any]:
+    """app, nginx: the first of <Distribution>-<major>.yml, <os_family>.yml."""
+    facts = FACTS[platform]
+    for name in (f"{facts['distribution']}-{facts['major']}.yml", f"{facts['os_family']}.yml"):
+        path = ROLES / role / "vars" / name
+        if path.is_file():
+            return load(path)
+    raise AssertionError(f"{role}: no vars file for {platform}")
+
+
+def test_every_platform_the_spec_accepts_has_data() -> None:
+    choices = set(spec_options("common")["common_platform"]["choices"])
+    files = load(ROLES / "common" / "vars" / "main.yml")["__common_platform_files"]
+    assert set(files) == choices
+    for name in set(files.values()):
+        assert (ROLES / "common" / "vars" / name).is_file(), name
+    assert set(FACTS) <= choices
+
+
+@pytest.mark.parametrize("platform", REDHAT_LIKE)
+def test_common_on_al2023_and_el9_uses_dnf_and_python311(platform: str) -> None:
+    data = common_vars(platform)
+    assert data["__common_package_manager"] == "dnf"
+    assert (ROLES / "common" / "tasks" / "install-dnf.yml").is_file()
+    assert data["__common_python"] == "/usr/bin/python3.11"
+    assert {"python3.11", "python3.11-devel", "python3.11-pip"} <= set(
+        data["__common_python_packages"]
+    )
+    # psycopg2 from source: compiler and libpq headers with pg_config.
+    assert {"gcc", "libpq-devel"} <= set(data["__common_build_packages"])
+    assert data["__common_pg_config"] == "/usr/bin/pg_config"
+    assert data["__common_ca_dir"] == "/etc/pki/ca-trust/source/anchors"
+    assert data["__common_ca_update_command"] == ["update-ca-trust", "extract"]
+    assert data["__common_ca_bundle"] == "/etc/pki/tls/certs/ca-bundle.crt"
+    assert data["__common_nologin"] == "/sbin/nologin"
+    # No Debian package name leaks into a dnf list.
+    packages = data["__common_python_packages"] + data["__common_build_packages"]
+    assert not [p for p in packages if p.endswith("-dev") or p.endswith("-venv")]
+
+
+def test_common_on_debian12_uses_apt_names() -> None:
+    data = common_vars("Debian-12")
+    assert data["__common_package_manager"] == "apt"
+    assert {"python3.11-venv", "python3.11-dev"} <= set(data["__common_python_packages"])
+    assert {"gcc", "libpq-dev"} <= set(data["__common_build_packages"])
+    assert data["__common_ca_update_command"] == ["update-ca-certificates"]
+    assert data["__common_ca_bundle"] == "/etc/ssl/certs/ca-certificates.crt"
+
+
+@pytest.mark.parametrize("platform", REDHAT_LIKE)
+def test_nginx_on_al2023_and_el9(platform: str) -> None:
+    data = first_found_vars("nginx", platform)
+    assert data["__nginx_package_manager"] == "dnf"
+    assert data["__nginx_packages"] == ["nginx"]
+    assert data["__nginx_service"] == "nginx"
+    assert (data["__nginx_user"], data["__nginx_group"]) == ("nginx", "nginx")
+    assert data["__nginx_modules_include"] == "/usr/share/nginx/modules/*.conf"
+    assert data["__nginx_pid_file"] == "/run/nginx.pid"
+    # seboolean / firewalld need these bindings on SELinux / firewalld hosts.
+    assert {"python3-libselinux", "python3-policycoreutils"} <= set(
+        data["__nginx_selinux_packages"]
+    )
+    assert data["__nginx_firewalld_packages"] == ["python3-firewall"]
+
+
+def test_nginx_on_debian12() -> None:
+    data = first_found_vars("nginx", "Debian-12")
+    assert (data["__nginx_user"], data["__nginx_group"]) == ("www-data", "www-data")
+    assert data["__nginx_service"] == "nginx"
+    assert data["__nginx_modules_include"] == "/etc/nginx/modules-enabled/*.conf"
+    assert data["__nginx_selinux_packages"] == []
+
+
+@pytest.mark.parametrize("platform", list(FACTS))
+def test_roles_agree_on_each_platform(platform: str) -> None:
+    common = common_vars(platform)
+    app = first_found_vars("app", platform)
+    nginx = first_found_vars("nginx", platform)
+    # gunicorn's socket group must be the group nginx runs as, or nginx gets 502.
+    assert app["__app_web_group"] == nginx["__nginx_group"]
+    # pip in the venvs trusts the store the extra CA certificates go into.
+    assert app["__app_ca_bundle"] == common["__common_ca_bundle"]
+    # The venv's interpreter is the one common installs.
+    assert app["__app_python"] == common["__common_python"]
+
+
+def render(role: str, template: str, variables: dict[str, Any]) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(ROLES / role / "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    # The Ansible filters the templates use, with Ansible's meaning.
+    env.filters["to_json"] = json.dumps
+    env.filters["bool"] = lambda v: (
+        v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes", "on"}
+    )
+    env.filters["basename"] = lambda p: Path(p).name
+    env.filters["dirname"] = lambda p: str(Path(p).parent)
+    return env.get_template(template).render(ansible_managed="managed by Ansible", **variables)
+
+
+def role_defaults(role: str) -> dict[str, Any]:
+    return load(ROLES / role / "defaults" / "main.yml")
+
+
+@pytest.mark.parametrize("platform", list(FACTS))
+def test_nginx_conf_renders_for_each_platform(platform: str) -> None:
+    variables = role_defaults("nginx") | first_found_vars("nginx", platform)
+    conf = render("nginx", "nginx.conf.j2", variables)
+    assert f"user {variables['__nginx_user']};" in conf
+    assert f"include {variables['__nginx_modules_include']};" in conf
+    assert "server_tokens off;" in conf
+    assert "server unix:/run/cachedapp/gunicorn.sock fail_timeout=0;" in conf
+    assert re.search(r"location / \{\s+proxy_pass http://cachedapp;", conf)
+    assert conf.count("{") == conf.count("}")
+
+
+@pytest.mark.parametrize("platform", list(FACTS))
+def test_unit_renders_for_each_platform(platform: str) -> None:
+    app = first_found_vars("app", platform)
+    variables = role_defaults("app") | app
+    variables |= {
+        "__app_socket_group": app["__app_web_group"],
+        "__app_runtime_dir": "/run/cachedapp",
+        "__app_current_link": "/opt/cachedapp/current",
+    }
+    unit = render("app", "cachedapp.service.j2", variables)
+    assert f"Group={app['__app_web_group']}\n" in unit
+    assert "RuntimeDirectoryMode=0750\n" in unit
+    assert "--umask 007" in unit
+    assert "--bind unix:/run/cachedapp/gunicorn.sock" in unit
+    assert "Environment=PROMETHEUS_MULTIPROC_DIR=/run/cachedapp/metrics\n" in unit
+
+
+def test_config_template_is_what_the_app_accepts(tmp_path: Path) -> None:
+    """Rendered with the role's defaults, the app's own loader accepts the file."""
+    config = pytest.importorskip("cachedapp.config")
+    variables = role_defaults("app") | {
+        "app_db_host": "db.internal",
+        "app_db_password": 'pa"ss\\word',
+        "app_redis_password": "s3cret",
+    }
+    path = tmp_path / "config.toml"
+    path.write_text(render("app", "config.toml.j2", variables))
+    settings = config.load_settings(str(path))
+    assert settings.database.host == "db.internal"
+    assert settings.database.password.reveal() == 'pa"ss\\word'
+    assert settings.cache.ttl == 60
+    assert settings.redis.mode == "standalone"
