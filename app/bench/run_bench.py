@@ -123,8 +123,16 @@ http {{
     uwsgi_temp_path {self.work}/nginx-tmp/uwsgi;
     scgi_temp_path {self.work}/nginx-tmp/scgi;
     default_type text/html;
-    upstream cachedapp {{ server unix:{self.work}/app.sock; keepalive 16; }}
-    upstream reference {{ server unix:{self.work}/ref.sock; keepalive 16; }}
+    upstream cachedapp {{
+        server unix:{self.work}/app.sock;
+        keepalive 32;
+        keepalive_timeout 4s;
+    }}
+    upstream reference {{
+        server unix:{self.work}/ref.sock;
+        keepalive 32;
+        keepalive_timeout 4s;
+    }}
     server {{
         listen 127.0.0.1:{NGINX_PORT};
         proxy_http_version 1.1;
