@@ -138,6 +138,7 @@ def render(role: str, template: str, variables: dict[str, Any]) -> str:
         loader=jinja2.FileSystemLoader(ROLES / role / "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,  # as Ansible's template module
     )
     # The Ansible filters the templates use, with Ansible's meaning.
     env.filters["to_json"] = json.dumps
@@ -162,6 +163,10 @@ def test_nginx_conf_renders_for_each_platform(platform: str) -> None:
     assert "server_tokens off;" in conf
     assert "server unix:/run/cachedapp/gunicorn.sock fail_timeout=0;" in conf
     assert re.search(r"location / \{\s+proxy_pass http://cachedapp;", conf)
+    # gthread workers keep connections: nginx must reuse them (HTTP/1.1, no Connection).
+    assert "keepalive 32;" in conf
+    assert "proxy_http_version 1.1;" in conf
+    assert 'proxy_set_header Connection "";' in conf
     assert conf.count("{") == conf.count("}")
 
 
@@ -179,6 +184,14 @@ def test_unit_renders_for_each_platform(platform: str) -> None:
     assert "RuntimeDirectoryMode=0750\n" in unit
     assert "--umask 007" in unit
     assert "--bind unix:/run/cachedapp/gunicorn.sock" in unit
+    # One ExecStart, continued line by line, ending with the WSGI app.
+    exec_start = re.search(r"^ExecStart=(?:.*\\\n)+.*$", unit, re.MULTILINE).group(0)
+    assert exec_start.rstrip().endswith("cachedapp.wsgi:app")
+    # Workers: gunicorn's own default (one per CPU) unless app_workers is set.
+    assert "--workers" not in unit
+    assert "--workers 4 \\\n" in render(
+        "app", "cachedapp.service.j2", variables | {"app_workers": 4}
+    )
     assert "Environment=PROMETHEUS_MULTIPROC_DIR=/run/cachedapp/metrics\n" in unit
 
 

@@ -1,5 +1,5 @@
 """Bad input fails before any change; a bad nginx config or a failed release
-never replaces what serves.
+never replaces what serves; check mode reports a dropped slow_version().
 
 Each test runs ansible-playbook against the scenario's containers, after the
 stack has converged (tests/test_1_stack.py ran first).
@@ -149,3 +149,27 @@ def test_release_that_fails_its_health_check_is_rolled_back(
     reply = http_get("/")
     assert reply.status == 200
     assert reply.headers["X-Cache"] == "MISS"
+
+
+def test_check_mode_reports_a_dropped_function_and_changes_nothing(
+    playbook: Any, web: Any, db: Any, app_config: dict[str, Any]
+) -> None:
+    dbname = app_config["database"]["dbname"]
+    query = "SELECT count(*) FROM pg_proc WHERE proname = 'slow_version'"
+    exists = f'runuser -u postgres -- psql -At -d {dbname} -c "{query}"'
+    assert db.check_output(exists) == "1"
+    db.check_output(f"runuser -u postgres -- psql -d {dbname} -c 'DROP FUNCTION slow_version()'")
+    # --check: the status is read (read-only) and the missing function is a change ...
+    check = playbook(APPLY_ROLE, "--check", *extra({"cgc_role": "app"}))
+    assert check.rc == 0, check.output[-2000:]
+    assert "slow_version() is missing" in check.output
+    assert check.recap(web.backend.name)["changed"] >= 1
+    # ... that check mode does not make.
+    assert db.check_output(exists) == "0"
+    # A real run installs it again; check mode then finds nothing to do for it.
+    fix = playbook(APPLY_ROLE, *extra({"cgc_role": "app"}))
+    assert fix.rc == 0, fix.output[-2000:]
+    assert db.check_output(exists) == "1"
+    again = playbook(APPLY_ROLE, "--check", *extra({"cgc_role": "app"}))
+    assert again.rc == 0, again.output[-2000:]
+    assert "slow_version() is" not in again.output
