@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real servers for the app's tests and benchmark, on loopback only:
 #   PostgreSQL 55432 (track_functions = all), Redis 56379 (plain), 56380 (ACL user +
-#   password), 56381 (TLS), Redis Cluster 57001-57003 (3 masters; bus ports 57004-57006).
+#   password; the default user takes a password alone, like an ElastiCache AUTH token), 56381 (TLS), Redis Cluster 57001-57003 (3 masters; bus ports 57004-57006).
 # Usage:
 #   servers.sh install [--bench]   apt-get install what is missing (+ nginx, wrk)
 #   servers.sh start               fresh state: clear leftovers, start everything
@@ -232,7 +232,7 @@ make_tls() {
 redis_configure_all() {
   redis_write_conf redis-plain "$REDIS_PLAIN" </dev/null
   redis_write_conf redis-acl "$REDIS_ACL" <<EOF
-user default off
+user default on >$(cat "$RUN/secrets/redis_token") ~cachedapp* resetchannels +@all -@dangerous
 user admin on >$(cat "$RUN/secrets/redis_admin_password") ~* &* +@all
 user cachedapp on >$(cat "$RUN/secrets/redis_app_password") ~cachedapp* resetchannels +@all -@dangerous
 EOF
@@ -286,6 +286,7 @@ CGC_REDIS_ACL_PORT=$REDIS_ACL
 CGC_REDIS_ACL_USER=cachedapp
 CGC_REDIS_ACL_PASSWORD=$(cat "$RUN/secrets/redis_app_password")
 CGC_REDIS_ADMIN_PASSWORD=$(cat "$RUN/secrets/redis_admin_password")
+CGC_REDIS_TOKEN=$(cat "$RUN/secrets/redis_token")
 CGC_REDIS_TLS_PORT=$REDIS_TLS
 CGC_REDIS_TLS_CA=$RUN/tls/ca.crt
 CGC_CLUSTER_PORTS="${CLUSTER_PORTS[*]}"
@@ -310,7 +311,7 @@ start_all() {
   rm -rf "$RUN"
   install -d -m 0755 "$RUN"
   install -d -m 0700 "$RUN/secrets"
-  for s in db_password redis_app_password redis_admin_password; do
+  for s in db_password redis_app_password redis_admin_password redis_token; do
     openssl rand -hex 16 >"$RUN/secrets/$s"
   done
   make_tls

@@ -36,7 +36,9 @@ def namespace() -> str:
 
 
 @pytest.fixture
-def stack(servers: Servers, tmp_path: Path, namespace: str) -> Iterator[Callable[..., Stack]]:
+def stack(
+    servers: Servers, schema: None, tmp_path: Path, namespace: str
+) -> Iterator[Callable[..., Stack]]:
     """Start gunicorn apps with given config overrides; all stopped after the test."""
     started: list[Stack] = []
 

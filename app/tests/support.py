@@ -40,6 +40,7 @@ class Servers:
     redis_acl_user: str
     redis_acl_password: str
     redis_admin_password: str
+    redis_token: str
     redis_tls_port: int
     redis_tls_ca: str
     cluster_ports: tuple[int, ...]
@@ -60,6 +61,7 @@ class Servers:
             redis_acl_user=e["CGC_REDIS_ACL_USER"],
             redis_acl_password=e["CGC_REDIS_ACL_PASSWORD"],
             redis_admin_password=e["CGC_REDIS_ADMIN_PASSWORD"],
+            redis_token=e["CGC_REDIS_TOKEN"],
             redis_tls_port=int(e["CGC_REDIS_TLS_PORT"]),
             redis_tls_ca=e["CGC_REDIS_TLS_CA"],
             cluster_ports=tuple(int(p) for p in e["CGC_CLUSTER_PORTS"].split()),

@@ -55,6 +55,17 @@ def test_acl_user_and_password(servers, stack, namespace):
     assert servers.db_password not in log
 
 
+def test_auth_token_without_user(servers, stack):
+    """AUTH <password> alone (an ElastiCache AUTH token), via the URL's password part."""
+    app = stack(
+        redis={"url": f"redis://:{servers.redis_token}@127.0.0.1:{servers.redis_acl_port}/0"},
+        app={"log_level": "DEBUG"},
+    )
+    assert app.get().cache == "MISS"
+    assert app.get().cache == "HIT"
+    assert servers.redis_token not in app.log_text()
+
+
 def test_acl_wrong_password_fails_open_without_leaking(servers, stack):
     wrong = "Wr0ng-pa55word-that-must-not-leak"
     app = stack(
