@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import statistics
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -58,28 +59,36 @@ def test_nginx_hides_its_version_and_the_metrics() -> None:
 
 
 def test_first_request_is_a_miss_the_next_a_hit_much_faster(web: Any) -> None:
+    """A cold request runs the slow query; the next ones come from Redis.
+
+    The speed-up compares the MISS with the median of the next five requests
+    (all HITs): one sample on a shared, busy CI machine can catch a scheduler
+    hiccup of a second; the median cannot.
+    """
     # Every gunicorn worker opens its Redis and database connections first
-    # (concurrent /readyz requests reach all of them), so the HIT measures
+    # (concurrent /readyz requests reach all of them), so the HITs measure
     # the cache, not a worker's first connect. The cache itself is emptied.
     with ThreadPoolExecutor(max_workers=12) as pool:
         assert {r.status for r in pool.map(http_get, ["/readyz"] * 12)} == {200}
     flush_cache(web)
     miss = http_get("/")
-    hit = http_get("/")
+    hits = [http_get("/") for _ in range(5)]
+    hit_ms = statistics.median(h.seconds for h in hits) * 1000
     print(
         f"\nMISS {miss.seconds * 1000:.1f} ms ({miss.headers.get('Server-Timing')})"
-        f"\nHIT  {hit.seconds * 1000:.1f} ms ({hit.headers.get('Server-Timing')})"
-        f"\nratio {miss.seconds / hit.seconds:.0f}x"
+        f"\nHIT  {hits[0].seconds * 1000:.1f} ms ({hits[0].headers.get('Server-Timing')})"
+        f"\nHITs {', '.join(f'{h.seconds * 1000:.1f}' for h in hits)} ms, median {hit_ms:.1f} ms"
+        f"\nratio {miss.seconds * 1000 / hit_ms:.0f}x"
     )
-    assert (miss.status, hit.status) == (200, 200)
+    assert miss.status == 200
     assert miss.headers["X-Cache"] == "MISS"
-    assert hit.headers["X-Cache"] == "HIT"
-    # The MISS ran the slow query (its time is in the db part), the HIT did not.
+    assert [(h.status, h.headers["X-Cache"]) for h in hits] == [(200, "HIT")] * 5
+    # The MISS ran the slow query (its time is in the db part), the HITs did not.
     db_ms = re.search(r"\bdb;dur=([\d.]+)", miss.headers["Server-Timing"])
     assert db_ms, miss.headers["Server-Timing"]
     assert miss.seconds * 1000 >= float(db_ms.group(1))
-    assert "db;" not in hit.headers["Server-Timing"]
-    assert miss.seconds >= MIN_SPEEDUP * hit.seconds
+    assert not [h for h in hits if "db;" in h.headers["Server-Timing"]]
+    assert miss.seconds * 1000 >= MIN_SPEEDUP * hit_ms
 
 
 def test_database_refuses_the_docker_host(
