@@ -369,7 +369,7 @@ def main() -> int:
     parser.add_argument("--conns", default="16,64")
     parser.add_argument("--cold", type=int, default=50, help="0: skip the cold test")
     parser.add_argument("--only", help="measure only the variants whose name contains this")
-    parser.add_argument("--work", default="/tmp/cgc-app-bench")
+    parser.add_argument("--work", default=str(HERE.parent / ".cache" / "bench"))
     args = parser.parse_args()
     conns = [int(c) for c in args.conns.split(",")]
 

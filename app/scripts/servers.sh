@@ -8,12 +8,13 @@
 #   servers.sh stop                stop everything this script started
 #   servers.sh start-one NAME      (re)start one: pg | redis-plain | redis-acl | redis-tls
 #   servers.sh stop-one NAME       stop one (the tests use this for outages)
-# State, logs and generated secrets live in $CGC_APP_RUN (default /tmp/cgc-app-servers);
+# State, logs and generated secrets live in $CGC_APP_RUN (default app/.cache/servers);
 # "$CGC_APP_RUN/env" is a sourceable file describing the servers for the tests.
 # As root the servers run as unprivileged users (postgres, redis).
 set -euo pipefail
 
-RUN=${CGC_APP_RUN:-/tmp/cgc-app-servers}
+APP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUN=${CGC_APP_RUN:-$APP_DIR/.cache/servers}
 PG_PORT=55432
 REDIS_PLAIN=56379
 REDIS_ACL=56380
