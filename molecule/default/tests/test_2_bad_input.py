@@ -92,12 +92,16 @@ def test_config_the_app_rejects_never_goes_live(playbook: Any, web: Any) -> None
 
 @pytest.fixture
 def app_copy(tmp_path: Path) -> Path:
-    """A copy of the app's source to break (a new release id)."""
+    """A copy of what a release is built from (a new release id), to break."""
     source = tmp_path / "app"
+    source.mkdir()
+    for name in ("pyproject.toml", "requirements.lock", "README.md", "LICENSE"):
+        if (PROJECT / "app" / name).is_file():
+            shutil.copy2(PROJECT / "app" / name, source / name)
     shutil.copytree(
-        PROJECT / "app",
-        source,
-        ignore=shutil.ignore_patterns("tests", "bench", "__pycache__", "*.egg-info", "build"),
+        PROJECT / "app" / "src",
+        source / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
     )
     return source
 
