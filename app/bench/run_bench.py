@@ -1,6 +1,6 @@
 """Benchmark driver, run by app/scripts/bench.sh once the servers are up.
 
-Measures with wrk, through nginx on 127.0.0.1:58080, cached req/s and p50/p99 at
+Measures with wrk, through nginx on 127.0.0.1:28080, cached req/s and p50/p99 at
 16 and 64 connections for (a) cachedapp with every cache semantic on, (b) the
 reference style (new DB connection + new Redis client per request), (c) nginx
 serving the same page bytes as a static file. Then 50 concurrent cold requests:
@@ -31,7 +31,7 @@ import redis
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-NGINX_PORT = 58080
+NGINX_PORT = 28080
 APP_NAME = "cachedapp-bench"
 NAMESPACE = "cachedapp-bench"
 

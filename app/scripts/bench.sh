@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark (`make bench`): cachedapp vs the reference style vs static nginx, with wrk,
-# through nginx on 127.0.0.1:58080; then 50 concurrent cold requests (1 DB execution,
+# through nginx on 127.0.0.1:28080; then 50 concurrent cold requests (1 DB execution,
 # slowest <= 6 s with the real 5 s sleep). Prints a table with medians and ratios.
 #   bench.sh                 start servers + gunicorn + nginx here, measure, stop all
 #   bench.sh URL             only measure an existing stack's page (e.g. the local demo,

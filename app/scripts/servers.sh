@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real servers for the app's tests and benchmark, on loopback only:
-#   PostgreSQL 55432 (track_functions = all), Redis 56379 (plain), 56380 (ACL user +
-#   password; the default user takes a password alone, like an ElastiCache AUTH token), 56381 (TLS), Redis Cluster 57001-57003 (3 masters; bus ports 57004-57006).
+#   PostgreSQL 25432 (track_functions = all), Redis 26379 (plain), 26380 (ACL user +
+#   password; the default user takes a password alone, like an ElastiCache AUTH token), 26381 (TLS), Redis Cluster 27001-27003 (3 masters; bus ports 27004-27006).
 # Usage:
 #   servers.sh install [--bench]   apt-get install what is missing (+ nginx, wrk)
 #   servers.sh start               fresh state: clear leftovers, start everything
@@ -15,14 +15,16 @@ set -euo pipefail
 
 APP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN=${CGC_APP_RUN:-$APP_DIR/.cache/servers}
-PG_PORT=55432
-REDIS_PLAIN=56379
-REDIS_ACL=56380
-REDIS_TLS=56381
-CLUSTER_PORTS=(57001 57002 57003)
-# Cluster bus ports: port+10000 would pass 65535, so each master's bus port is set
-# explicitly (cluster-port) to the other half of the range given to this suite.
-CLUSTER_BUS_PORTS=(57004 57005 57006)
+PG_PORT=25432
+REDIS_PLAIN=26379
+REDIS_ACL=26380
+REDIS_TLS=26381
+CLUSTER_PORTS=(27001 27002 27003)
+# Every port sits below Linux's ephemeral range (32768-60999): a port in it can be
+# taken at any moment by an outgoing connection's source port (CI saw exactly that).
+# Cluster bus ports: port+10000 would land in the ephemeral range, so each master's
+# bus port is set explicitly (cluster-port) to the other half of this suite's range.
+CLUSTER_BUS_PORTS=(27004 27005 27006)
 ALL_PORTS=("$PG_PORT" "$REDIS_PLAIN" "$REDIS_ACL" "$REDIS_TLS" "${CLUSTER_PORTS[@]}" "${CLUSTER_BUS_PORTS[@]}")
 
 log() { printf '[servers] %s\n' "$*" >&2; }

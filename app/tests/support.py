@@ -21,7 +21,7 @@ import psycopg2
 import requests
 
 DB_SLEEP = 1.0  # seconds slow_version() sleeps in this suite
-PORTS = range(58001, 58050)  # the suite's gunicorn ports (bench uses 58050+)
+PORTS = range(28001, 28050)  # the suite's gunicorn ports (bench uses 28050+)
 BIN = Path(sys.executable).parent
 _port_lock = threading.Lock()
 
@@ -155,7 +155,7 @@ def _free_port() -> int:
                 except OSError:
                     continue
                 return port
-    raise RuntimeError("no free port in 58001-58049")
+    raise RuntimeError("no free port in 28001-28049")
 
 
 @dataclass
