@@ -1,0 +1,241 @@
+"""Shared helpers for the day-2 tests: the scenario's stack, its playbooks, a load loop.
+
+The verifier runs on the docker host with molecule's environment, which names the
+stack (CGC_LOCAL_STACK, CGC_LOCAL_HTTP_PORT, CGC_LOCAL_WEB_COUNT; molecule.yml).
+Run outside molecule, the same variables point the tests at any local stack.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+STACK = os.environ.get("CGC_LOCAL_STACK", "cgc")
+HTTP_PORT = int(os.environ.get("CGC_LOCAL_HTTP_PORT", "8080"))
+WEB_COUNT = int(os.environ.get("CGC_LOCAL_WEB_COUNT", "1"))
+SECRETS = ROOT / ".ansible" / "secrets"
+
+_RECAP_LINE = re.compile(r"^(?P<host>\S+)\s*:\s*(?P<counters>(?:\w+=\d+\s*)+)$")
+
+
+def base_url() -> str:
+    """The stack's published HTTP front (the lb, or web-1 with one web host)."""
+    return f"http://127.0.0.1:{HTTP_PORT}"
+
+
+def container(member: str) -> str:
+    """Container name of a stack member: db, cache, lb, web-1, web-2, ..."""
+    return f"{STACK}-{member}"
+
+
+@dataclass
+class Run:
+    """One ansible-playbook (or drift.sh) run: exit code, output, recap."""
+
+    rc: int
+    output: str
+    seconds: float
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def _sum(self, counter: str) -> int:
+        return sum(host.get(counter, 0) for host in self.recap.values())
+
+    @property
+    def changed(self) -> int:
+        return self._sum("changed")
+
+    @property
+    def failed(self) -> int:
+        return self._sum("failed")
+
+    @property
+    def unreachable(self) -> int:
+        return self._sum("unreachable")
+
+    def changed_tasks(self) -> list[str]:
+        """Names of the tasks that reported `changed` (from the task banners)."""
+        names, task = [], ""
+        for line in self.output.splitlines():
+            if line.startswith("TASK ["):
+                task = line[len("TASK [") : line.rfind("]")]
+            elif line.startswith("changed:") and task and task not in names:
+                names.append(task)
+        return names
+
+
+def parse_recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters per host (the last recap in the output)."""
+    recap: dict[str, dict[str, int]] = {}
+    in_recap = False
+    for line in output.splitlines():
+        if line.startswith("PLAY RECAP"):
+            in_recap, recap = True, {}
+            continue
+        match = _RECAP_LINE.match(line.strip()) if in_recap else None
+        if match:
+            counters = dict(kv.split("=") for kv in match["counters"].split())
+            recap[match["host"]] = {k: int(v) for k, v in counters.items()}
+    return recap
+
+
+def _run(argv: list[str], env: dict[str, str] | None, timeout: float) -> Run:
+    full_env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        **(env or {}),
+    }
+    start = time.perf_counter()
+    proc = subprocess.run(
+        argv,
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    return Run(proc.returncode, output, time.perf_counter() - start, parse_recap(output))
+
+
+def run_playbook(
+    playbook: str, *args: str, env: dict[str, str] | None = None, timeout: float = 1800
+) -> Run:
+    """ansible-playbook PLAYBOOK ARGS from the project root against the stack."""
+    return _run(["ansible-playbook", playbook, *args], env, timeout)
+
+
+def run_drift(*args: str, env: dict[str, str] | None = None, timeout: float = 1800) -> Run:
+    """scripts/drift.sh (site.yml in check+diff mode): rc 0 in sync, 2 drifted, 1 failed."""
+    return _run([str(ROOT / "scripts" / "drift.sh"), *args], env, timeout)
+
+
+def docker_exec(
+    name: str,
+    *cmd: str,
+    check: bool = True,
+    input: str | None = None,  # mirrors subprocess.run
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run CMD in container NAME (docker exec -i), output as text."""
+    argv = ["docker", "exec", "-i"]
+    for key, value in (env or {}).items():
+        argv += ["-e", f"{key}={value}"]
+    return subprocess.run(
+        [*argv, name, *cmd], input=input, capture_output=True, text=True, check=check
+    )
+
+
+def psql(sql: str, dbname: str = "cachedapp") -> str:
+    """SQL as postgres in the db container; unaligned, tuples only, stripped."""
+    proc = docker_exec(
+        container("db"),
+        "runuser", "-u", "postgres", "--",
+        "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", dbname,
+        input=sql,
+    )  # fmt: skip
+    return proc.stdout.strip()
+
+
+def redis_cli(*args: str) -> str:
+    """redis-cli in the cache container as the admin user (password via the env)."""
+    password = (SECRETS / "redis_admin_password").read_text().strip()
+    proc = docker_exec(
+        container("cache"),
+        "redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "--user", "admin", *args,
+        env={"REDISCLI_AUTH": password},
+    )  # fmt: skip
+    return proc.stdout.strip()
+
+
+class LoadLoop:
+    """Threads doing GET on a URL in a loop until the block exits; counts responses.
+
+    with LoadLoop(base_url() + "/") as load:
+        ...  # the operation under test
+    assert load.non_2xx == 0 and load.errors == 0, load.summary()
+    """
+
+    def __init__(self, url: str, workers: int = 4, timeout: float = 5.0) -> None:
+        self.url = url
+        self.workers = workers
+        self.timeout = timeout
+        self.statuses: Counter[int] = Counter()
+        self.cache: Counter[str] = Counter()
+        self.error_kinds: Counter[str] = Counter()
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._start = 0.0
+
+    def _worker(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                try:
+                    reply = session.get(self.url, timeout=self.timeout)
+                except requests.RequestException as exc:
+                    with self._lock:
+                        self.error_kinds[type(exc).__name__] += 1
+                    time.sleep(0.05)
+                    continue
+                with self._lock:
+                    self.statuses[reply.status_code] += 1
+                    self.cache[reply.headers.get("X-Cache", "-")] += 1
+
+    def __enter__(self) -> LoadLoop:
+        self._start = time.perf_counter()
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._worker, name=f"load-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout + 1)
+        self.seconds = time.perf_counter() - self._start
+
+    @property
+    def ok(self) -> int:
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values()) + self.errors
+
+    @property
+    def non_2xx(self) -> int:
+        return sum(self.statuses.values()) - self.ok
+
+    @property
+    def errors(self) -> int:
+        return sum(self.error_kinds.values())
+
+    def summary(self) -> str:
+        statuses = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
+        cache = ", ".join(f"{k}: {n}" for k, n in sorted(self.cache.items()))
+        errors = ", ".join(f"{k}: {n}" for k, n in sorted(self.error_kinds.items())) or "none"
+        return (
+            f"{self.total} responses in {self.seconds:.1f} s: {self.ok} 2xx, "
+            f"{self.non_2xx} non-2xx, {self.errors} errors ({errors}); "
+            f"status {{{statuses}}}; X-Cache {{{cache}}}"
+        )
