@@ -69,5 +69,11 @@ bench: deps ## benchmark: cached vs reference-style vs static nginx
 drift: venv ## check+diff over site.yml; exit 0 = in sync, 2 = drifted
 	scripts/drift.sh
 
-clean: ## remove the local stack's containers and network
-	ansible-playbook playbooks/local_teardown.yml
+# The demo stack and the molecule scenarios' stacks (left behind only by an
+# interrupted `molecule test`).
+LOCAL_STACKS ?= cgc cgcmol cgcday2
+
+clean: venv ## remove the local stacks' containers and networks (demo + molecule)
+	for stack in $(LOCAL_STACKS); do \
+	  CGC_LOCAL_STACK=$$stack ansible-playbook playbooks/local_teardown.yml; \
+	done
