@@ -7,7 +7,7 @@
 # Usage: scripts/drift.sh [ansible-playbook args...]   e.g. -i inventory/aws
 # A plain `ansible-playbook site.yml` (same args) heals what this reports.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -41,8 +41,16 @@ if (( changed == 0 )); then
 fi
 echo "DRIFT: $changed task result(s) would change:"
 awk '
-  /^TASK \[/ { task = $0; sub(/^TASK \[/, "", task); sub(/\] \**$/, "", task); next }
-  /^changed: \[/ { host = $2; gsub(/[\[\]:]/, "", host); printf "  %-24s %s\n", host, task }
-' "$log"
+  /^(TASK|RUNNING HANDLER) \[/ {
+    handler = ($1 == "RUNNING")
+    task = $0; sub(/^(TASK|RUNNING HANDLER) \[/, "", task); sub(/\] \**$/, "", task); next
+  }
+  /^changed: \[/ {
+    host = $2; gsub(/[\[\]:]/, "", host)
+    if (!((host, task) in seen)) {
+      seen[host, task] = 1
+      printf "  %-24s %s%s\n", host, task, (handler ? "  (handler)" : "")
+    }
+  }' "$log"
 echo "heal with: ansible-playbook site.yml $*"
 exit 2

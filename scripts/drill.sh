@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Fault drills against a running local stack, under load. Each drill runs a
+# load loop on the stack's published port through phases and prints, per
+# phase, the responses counted: total, 2xx, non-2xx, errors (connection
+# errors and timeouts) and the X-Cache values. The stack ends as
+# `ansible-playbook site.yml` leaves it (every service running).
+#
+#   scripts/drill.sh redis    [options]  redis-server killed (SIGKILL) under load and
+#                                        kept down: every answer 2xx (BYPASS, from the
+#                                        database); started again: caching resumes (HIT)
+#   scripts/drill.sh postgres [options]  PostgreSQL stopped: the cached answer is served
+#                                        STALE (stale-if-error) with no failed response;
+#                                        a cold key answers 503 with a clear message;
+#                                        started again: MISS, then HIT
+#   scripts/drill.sh webhost  [options]  one web container stopped under load (needs the
+#                                        lb, CGC_LOCAL_WEB_COUNT >= 2): every answer 2xx
+#                                        from the others; started again: it serves again
+# Options:
+#   --hold S       seconds each fault phase runs under load (default 12: with the
+#                  local stack's 5 s slow_version() a BYPASS answer takes ~5 s)
+#   --workers N    concurrent clients of the load loop (default 4)
+#   --path P       URL path under load (default /api/version)
+#   --member M     webhost: the web container to stop (default: the last one)
+#   --timeout S    per-request timeout of the load loop (default 20)
+# The stack comes from the same environment as the playbooks: CGC_LOCAL_STACK
+# (default cgc), CGC_LOCAL_HTTP_PORT (8080), CGC_LOCAL_WEB_COUNT (1).
+# Output ends with one line `drill-result: {json}` (every phase's counts and
+# each check); exit 0 when every check passed, 1 when one failed, 2 on usage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+STACK=${CGC_LOCAL_STACK:-cgc}
+PORT=${CGC_LOCAL_HTTP_PORT:-8080}
+WEB_COUNT=${CGC_LOCAL_WEB_COUNT:-1}
+URL="http://127.0.0.1:$PORT"
+# Units on the Debian 12 containers (the only image this machine builds).
+REDIS_UNIT=${CGC_DRILL_REDIS_UNIT:-redis-server}
+PG_UNITS=${CGC_DRILL_PG_UNITS:-postgresql postgresql@15-main}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+(($# >= 1)) || usage
+mode=$1
+shift
+hold=12 workers=4 path=/api/version member="web-$WEB_COUNT" timeout=20
+while (($#)); do
+  case $1 in
+    --hold) hold=$2; shift 2 ;;
+    --workers) workers=$2; shift 2 ;;
+    --path) path=$2; shift 2 ;;
+    --member) member=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+case $mode in redis | postgres | webhost) ;; *) usage ;; esac
+
+work=$(mktemp -d)
+load_pid="" load_phase=""
+cleanup() {
+  [[ -n $load_pid ]] && { touch "$work/stop"; wait "$load_pid" 2>/dev/null || true; }
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+say() { printf '%s  %s\n' "$(date +%T)" "$*"; }
+dexec() { docker exec "$STACK-$1" "${@:2}"; }
+
+# redis-cli in the cache container as the role's admin user; the password
+# goes through the environment, never the command line or the output.
+redis_admin() {
+  local secret=$ROOT/.ansible/secrets/redis_admin_password
+  docker exec -e REDISCLI_AUTH="$(cat "$secret")" "$STACK-cache" \
+    redis-cli --no-auth-warning --user admin -h 127.0.0.1 "$@"
+}
+
+# Cache settings and the cached item's key, from web-1's live config (only
+# the [cache] table is read).
+cache_setting() {
+  dexec web-1 cat /etc/cachedapp/config.toml | "$PY" -c '
+import sys, tomllib
+cache = tomllib.loads(sys.stdin.read()).get("cache", {})
+defaults = {"namespace": "cachedapp", "key_version": 1, "ttl": 60.0, "stale_while_revalidate": 30.0}
+print(cache.get(sys.argv[1], defaults[sys.argv[1]]))' "$1"
+}
+cache_key() { echo "$(cache_setting namespace):v$(cache_setting key_version):{slow_version}"; }
+
+# X-Cache and status of one GET (the load loop is separate).
+probe() {
+  curl -s -o /dev/null -m "$timeout" -D - -w 'status:%{http_code}\n' "$URL$path" | tr -d '\r' |
+    awk -F': ' 'tolower($1) == "x-cache" { x = $2 } /^status:/ { s = substr($0, 8) } END { print s, x }'
+}
+probe_status() { curl -s -o /dev/null -m "$timeout" -w '%{http_code}' "$URL$path"; }
+
+# Wait until a GET answers with X-Cache: HIT (up to $1 s).
+wait_for_hit() {
+  local deadline=$((SECONDS + $1))
+  while ((SECONDS < deadline)); do
+    [[ $(curl -s -o /dev/null -m "$timeout" -D - "$URL$path" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}') == HIT ]] && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+# The load loop of one phase: a background process (support.LoadLoop, the
+# test suite's loop) that runs until load_stop, then prints its counts.
+load_start() {
+  rm -f "$work/stop"
+  PYTHONPATH="$ROOT/molecule/day2/tests" "$PY" - "$URL$path" "$work/stop" "$workers" "$timeout" "$1" \
+    >"$work/$1.json" <<'PY' &
+import json, pathlib, sys, time
+from support import LoadLoop
+url, stop, workers, timeout, phase = sys.argv[1:]
+with LoadLoop(url, workers=int(workers), timeout=float(timeout)) as load:
+    while not pathlib.Path(stop).exists():
+        time.sleep(0.05)
+counts = {"total": load.total, "2xx": load.ok, "non_2xx": load.non_2xx, "errors": load.errors,
+          "status": {str(k): v for k, v in sorted(load.statuses.items())},
+          "x_cache": dict(sorted(load.cache.items())), "error_kinds": dict(load.error_kinds),
+          "seconds": round(load.seconds, 1)}
+print(json.dumps(counts))
+xc = " ".join(f"{k}={v}" for k, v in sorted(load.cache.items())) or "-"
+print(f"{phase:<9} total={load.total} 2xx={load.ok} non-2xx={load.non_2xx} "
+      f"errors={load.errors} X-Cache: {xc}  ({load.seconds:.1f} s)")
+PY
+  load_pid=$!
+  load_phase=$1
+}
+load_stop() {
+  touch "$work/stop"
+  wait "$load_pid"
+  load_pid=""
+  say "    $(tail -n 1 "$work/$load_phase.json")"
+}
+
+checks=()
+check() { # check NAME CONDITION-RESULT(0/1)
+  checks+=("$1=$2")
+  if [[ $2 == 1 ]]; then say "  ok    $1"; else say "  FAIL  $1"; fi
+}
+phase_value() { "$PY" -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); print(eval(sys.argv[2], {}, d))' "$work/$1.json" "$2"; }
+
+say "drill $mode on stack $STACK ($URL$path), hold ${hold}s, $workers clients"
+status=$(probe_status)
+[[ $status == 200 ]] || { say "the stack does not answer 200 on $URL$path (got $status): bring it up with site.yml first"; exit 1; }
+wait_for_hit 30 || { say "no HIT on $URL$path within 30 s: is the cache working?"; exit 1; }
+
+case $mode in
+  redis)
+    load_start before; sleep 2; load_stop
+    say "kill -9 redis-server, then keep it down for ${hold}s (its unit has Restart=always)"
+    load_start outage; sleep 1
+    dexec cache systemctl kill --signal=SIGKILL "$REDIS_UNIT"
+    dexec cache systemctl stop "$REDIS_UNIT"
+    sleep "$hold"; load_stop
+    say "start redis-server again; wait for HIT under load"
+    load_start recovery
+    dexec cache systemctl start "$REDIS_UNIT"
+    if wait_for_hit 60; then hit=1; else hit=0; fi
+    sleep 2; load_stop
+    check "outage: no failed response" "$(phase_value outage 'int(non_2xx == 0 and errors == 0)')"
+    check "outage: answered BYPASS" "$(phase_value outage 'int(x_cache.get("BYPASS", 0) > 0)')"
+    check "recovery: no failed response" "$(phase_value recovery 'int(non_2xx == 0 and errors == 0)')"
+    check "recovery: caching resumed (HIT)" "$hit"
+    check "redis-server active" "$([[ $(dexec cache systemctl is-active "$REDIS_UNIT") == active ]] && echo 1 || echo 0)"
+    ;;
+  postgres)
+    key=$(cache_key)
+    aged=$(($(date +%s) - $(cache_setting ttl | cut -d. -f1) - $(cache_setting stale_while_revalidate | cut -d. -f1) - 5))
+    load_start before; sleep 2; load_stop
+    say "stop PostgreSQL ($PG_UNITS); age the cached answer past ttl + stale-while-revalidate"
+    # shellcheck disable=SC2086 # two unit names
+    dexec db systemctl stop $PG_UNITS
+    # The value is {"c": created, "v": ...}: an older "c" makes it stale, so
+    # every request tries the (stopped) database and must fall back to it.
+    redis_admin EVAL "local v = redis.call('GET', KEYS[1]); if not v then return 0 end;
+      local d = cjson.decode(v); d['c'] = tonumber(ARGV[1]);
+      redis.call('SET', KEYS[1], cjson.encode(d), 'KEEPTTL'); return 1" 1 "$key" "$aged" >/dev/null
+    load_start stale; sleep "$hold"; load_stop
+    say "drop the cached answer (a cold key) while PostgreSQL is down"
+    redis_admin DEL "$key" >/dev/null
+    load_start cold; sleep 3; load_stop
+    body_json=$(curl -s -m "$timeout" "$URL/api/version")
+    body_html=$(curl -s -m "$timeout" -H 'Accept: text/html' "$URL/")
+    say "    cold /api/version body: $body_json"
+    say "start PostgreSQL again; the first request refills the key (MISS)"
+    # shellcheck disable=SC2086
+    dexec db systemctl start $PG_UNITS
+    first=$(probe)
+    say "    first answer after the restart: $first"
+    wait_for_hit 60 && hit=1 || hit=0
+    load_start after; sleep 2; load_stop
+    check "stale: no failed response" "$(phase_value stale 'int(non_2xx == 0 and errors == 0)')"
+    check "stale: answered STALE" "$(phase_value stale 'int(x_cache.get("STALE", 0) > 0 and x_cache.get("STALE", 0) == total)')"
+    check "cold: 503 only" "$(phase_value cold 'int(total > 0 and status.get("503", 0) == total)')"
+    check "cold: clear JSON body" "$([[ $body_json == *'"error"'*'database is unavailable'* ]] && echo 1 || echo 0)"
+    check "cold: clear HTML body" "$([[ $body_html == *'database is unavailable'* ]] && echo 1 || echo 0)"
+    check "after: caching resumed (HIT)" "$hit"
+    check "after: no failed response" "$(phase_value after 'int(non_2xx == 0 and errors == 0)')"
+    ;;
+  webhost)
+    ((WEB_COUNT >= 2)) || { say "webhost needs 2+ web hosts behind the lb (CGC_LOCAL_WEB_COUNT)"; exit 2; }
+    load_start before; sleep 2; load_stop
+    say "stop the container $STACK-$member under load for ${hold}s"
+    load_start outage; sleep 1
+    docker stop -t 10 "$STACK-$member" >/dev/null
+    sleep "$hold"; load_stop
+    say "start $STACK-$member again; wait until it serves"
+    docker start "$STACK-$member" >/dev/null
+    dexec "$member" timeout 90 systemctl is-system-running --wait >/dev/null || true
+    served=0
+    for _ in $(seq 60); do
+      if [[ $(curl -s -m "$timeout" "$URL/api/version") == *"\"served_by\":\"$member\""* ]]; then served=1; break; fi
+      sleep 0.5
+    done
+    load_start after; sleep 2; load_stop
+    check "outage: no failed response" "$(phase_value outage 'int(non_2xx == 0 and errors == 0)')"
+    check "after: $member serves again" "$served"
+    check "after: no failed response" "$(phase_value after 'int(non_2xx == 0 and errors == 0)')"
+    ;;
+esac
+
+ok=1
+for c in "${checks[@]}"; do [[ ${c##*=} == 1 ]] || ok=0; done
+"$PY" - "$mode" "$ok" "$work" "${checks[@]}" <<'PY'
+import json, pathlib, sys
+mode, ok, work, *checks = sys.argv[1:]
+phases = {p.stem: json.loads(p.read_text().splitlines()[0]) for p in sorted(pathlib.Path(work).glob("*.json"))}
+result = {"drill": mode, "ok": ok == "1",
+          "checks": {c.rsplit("=", 1)[0]: c.endswith("=1") for c in checks}, "phases": phases}
+print("drill-result: " + json.dumps(result))
+PY
+((ok)) || exit 1
