@@ -1,0 +1,133 @@
+"""Scale-out: two web hosts behind the load balancer container.
+
+The balancer spreads requests over both hosts; a cold key hit by many concurrent
+requests on both hosts runs the slow query once (counted by PostgreSQL itself); a web
+host stopped under load costs no failed response.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from paced import TIMEOUT, PacedLoadLoop, warm
+from support import WEB_COUNT, base_url, container, psql, redis_cli
+
+WEB = [f"web-{n}" for n in range(1, WEB_COUNT + 1)]
+# The app's keys (app/src/cachedapp/cache.py): <namespace>:v<key_version>:{<item>}
+# plus :lock and :error, with the app role's defaults.
+ITEM_KEY = "cachedapp:v1:{slow_version}"
+COLD_REQUESTS = 30
+# A backend's stats reach pg_stat_user_functions at most this long after its
+# transaction ends (PostgreSQL flushes idle backends' counters every 10 s).
+STATS_DELAY = 11
+
+pytestmark = pytest.mark.skipif(WEB_COUNT < 2, reason="needs two web hosts behind the lb")
+
+
+def api_version(session: requests.Session | None = None) -> tuple[int, str, str]:
+    """GET /api/version through the balancer: (status, served_by, X-Cache)."""
+    getter = session or requests
+    reply = getter.get(base_url() + "/api/version", timeout=TIMEOUT * 2)
+    host = reply.json().get("served_by", "-") if reply.status_code == 200 else "-"
+    return reply.status_code, host, reply.headers.get("X-Cache", "-")
+
+
+def slow_version_calls() -> int:
+    """Executions of slow_version() counted by PostgreSQL (track_functions)."""
+    out = psql(
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE funcname = 'slow_version'"
+    )
+    return int(out or 0)
+
+
+def docker(*args: str) -> str:
+    """The docker CLI on the docker host; its output."""
+    proc = subprocess.run(["docker", *args], check=True, capture_output=True, text=True)
+    return proc.stdout.strip()
+
+
+def test_the_balancer_spreads_requests_over_every_web_host() -> None:
+    assert warm(base_url() + "/") == 200
+    with requests.Session() as session:
+        answers = [api_version(session) for _ in range(20)]
+    hosts = Counter(host for _, host, _ in answers)
+    print(f"\n20 requests through the lb: {dict(sorted(hosts.items()))}")
+    assert {status for status, _, _ in answers} == {200}
+    assert set(hosts) == set(WEB)
+    # Round robin: no host gets more than its share plus one.
+    assert max(hosts.values()) - min(hosts.values()) <= 2, hosts
+
+
+def test_cold_key_across_hosts_runs_the_slow_query_once() -> None:
+    """Stampede protection across hosts: the refresh lock lives in Redis."""
+    assert warm(base_url() + "/") == 200
+    redis_cli("DEL", ITEM_KEY, f"{ITEM_KEY}:lock", f"{ITEM_KEY}:error")
+    assert redis_cli("EXISTS", ITEM_KEY) == "0"
+    # Nothing calls slow_version() now (the key is gone and nobody asks): let every
+    # backend's pending counters reach the statistics before taking the baseline.
+    time.sleep(STATS_DELAY)
+    before = slow_version_calls()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=COLD_REQUESTS) as pool:
+        answers = list(pool.map(lambda _: api_version(), range(COLD_REQUESTS)))
+    seconds = time.perf_counter() - start
+    time.sleep(STATS_DELAY)
+    calls = slow_version_calls() - before
+
+    statuses = Counter(status for status, _, _ in answers)
+    hosts = Counter(host for _, host, _ in answers)
+    cache = Counter(xcache for _, _, xcache in answers)
+    print(
+        f"\n{COLD_REQUESTS} concurrent cold requests in {seconds:.1f} s:"
+        f" status {dict(statuses)}, hosts {dict(sorted(hosts.items()))},"
+        f" X-Cache {dict(cache)}; slow_version() executions (pg_stat_user_functions): {calls}"
+    )
+    assert statuses == {200: COLD_REQUESTS}
+    assert set(hosts) == set(WEB), "the requests did not reach every web host"
+    assert cache["MISS"] == 1, cache
+    assert calls == 1
+
+
+def wait_until_served_by(member: str, timeout: float = 90) -> float:
+    """Seconds until `member` answers through the balancer again."""
+    start = time.perf_counter()
+    with requests.Session() as session:
+        while time.perf_counter() - start < timeout:
+            try:
+                status, host, _ = api_version(session)
+            except requests.RequestException:
+                status, host = 0, "-"
+            if status == 200 and host == member:
+                return time.perf_counter() - start
+            time.sleep(0.2)
+    raise AssertionError(f"{member} did not answer through the balancer in {timeout} s")
+
+
+def test_a_web_host_stopped_under_load_costs_no_failed_response() -> None:
+    stopped = WEB[-1]
+    assert warm(base_url() + "/") == 200
+    with PacedLoadLoop(base_url() + "/") as load:
+        time.sleep(2)
+        docker("stop", container(stopped))
+        # Longer than the balancer's fail_timeout (10 s): the stopped host is tried
+        # again with live traffic, and routed around again.
+        time.sleep(15)
+        during = load.total
+        docker("start", container(stopped))
+        back = wait_until_served_by(stopped)
+        time.sleep(2)
+    running = docker("inspect", "-f", "{{.State.Running}}", container(stopped))
+    print(
+        f"\n{stopped} stopped for 15 s under load, serving again {back:.1f} s after start;"
+        f" {during} responses before the restart; {load.summary()}"
+    )
+    assert running == "true"
+    assert load.total > 0
+    assert load.non_2xx == 0, load.summary()
+    assert load.errors == 0, load.summary()
