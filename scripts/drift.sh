@@ -47,9 +47,11 @@ awk '
   }
   /^changed: \[/ {
     host = $2; gsub(/[\[\]:]/, "", host)
-    if (!((host, task) in seen)) {
-      seen[host, task] = 1
-      printf "  %-24s %s%s\n", host, task, (handler ? "  (handler)" : "")
+    item = ""
+    if (match($0, /=> \(item=.*\)/)) item = " [" substr($0, RSTART + 9, RLENGTH - 10) "]"
+    if (!((host, task, item) in seen)) {
+      seen[host, task, item] = 1
+      printf "  %-24s %s%s%s\n", host, task, item, (handler ? "  (handler)" : "")
     }
   }' "$log"
 echo "heal with: ansible-playbook site.yml $*"
