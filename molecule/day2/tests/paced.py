@@ -2,8 +2,8 @@
 
 Unpaced, the loop's workers saturate this 2-core machine (about 350 requests/s through
 the balancer) and a rolling deploy, whose release build competes with them for the
-CPU, takes three times as long. A 10 ms pause still sends well over 100 requests/s,
-so a window of failed answers as short as a few tens of milliseconds is seen.
+CPU, takes three times as long. A 20 ms pause still sends about 80 requests/s, so a
+window of failed answers as short as a few tens of milliseconds is seen.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class PacedLoadLoop(LoadLoop):
     """LoadLoop(url, workers, timeout) whose workers sleep `pause` s after each answer."""
 
     def __init__(
-        self, url: str, workers: int = 2, timeout: float = TIMEOUT, pause: float = 0.01
+        self, url: str, workers: int = 2, timeout: float = TIMEOUT, pause: float = 0.02
     ) -> None:
         super().__init__(url, workers=workers, timeout=timeout)
         self.pause = pause

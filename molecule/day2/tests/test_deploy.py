@@ -169,6 +169,9 @@ def test_broken_release_stops_at_the_first_host_which_serves_the_previous_one(
         f"app_source_dir={source}",
         "-e",
         f"app_build_dir={tmp_path / 'build'}",
+        # /readyz never turns 200: 3 tries instead of the default 20 (seconds).
+        "-e",
+        "app_healthcheck_retries=3",
     )
 
     assert run.rc != 0, run.output[-3000:]
