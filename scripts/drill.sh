@@ -209,7 +209,11 @@ case $mode in
     sleep "$hold"; load_stop
     say "start $STACK-$member again; wait until it serves"
     docker start "$STACK-$member" >/dev/null
-    dexec "$member" timeout 90 systemctl is-system-running --wait >/dev/null || true
+    # systemd's bus comes up a moment after the container starts.
+    for _ in $(seq 30); do
+      dexec "$member" timeout 90 systemctl is-system-running --wait >/dev/null 2>&1 && break
+      sleep 1
+    done
     served=0
     for _ in $(seq 60); do
       if [[ $(curl -s -m "$timeout" "$URL/api/version") == *"\"served_by\":\"$member\""* ]]; then served=1; break; fi
