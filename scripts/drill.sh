@@ -211,7 +211,8 @@ case $mode in
     docker start "$STACK-$member" >/dev/null
     # systemd's bus comes up a moment after the container starts.
     for _ in $(seq 30); do
-      dexec "$member" timeout 90 systemctl is-system-running --wait >/dev/null 2>&1 && break
+      state=$(dexec "$member" timeout 90 systemctl is-system-running --wait 2>/dev/null || true)
+      [[ $state == running || $state == degraded ]] && break
       sleep 1
     done
     served=0
