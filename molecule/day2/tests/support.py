@@ -63,11 +63,11 @@ class Run:
         return self._sum("unreachable")
 
     def changed_tasks(self) -> list[str]:
-        """Names of the tasks that reported `changed` (from the task banners)."""
+        """Names of the tasks and handlers that reported `changed` (from the banners)."""
         names, task = [], ""
         for line in self.output.splitlines():
-            if line.startswith("TASK ["):
-                task = line[len("TASK [") : line.rfind("]")]
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                task = line[line.index("[") + 1 : line.rfind("]")]
             elif line.startswith("changed:") and task and task not in names:
                 names.append(task)
         return names
