@@ -8,8 +8,6 @@ window of failed answers as short as a few tens of milliseconds is seen.
 
 from __future__ import annotations
 
-import time
-
 import requests
 from support import LoadLoop
 
@@ -19,35 +17,12 @@ TIMEOUT = 15.0
 
 
 class PacedLoadLoop(LoadLoop):
-    """LoadLoop(url, workers, timeout) whose workers sleep `pause` s after each answer."""
+    """LoadLoop with two workers that pause 20 ms after each answer."""
 
     def __init__(
         self, url: str, workers: int = 2, timeout: float = TIMEOUT, pause: float = 0.02
     ) -> None:
-        super().__init__(url, workers=workers, timeout=timeout)
-        self.pause = pause
-        self.slowest = 0.0
-
-    def _worker(self) -> None:
-        with requests.Session() as session:
-            while not self._stop.is_set():
-                start = time.perf_counter()
-                try:
-                    reply = session.get(self.url, timeout=self.timeout)
-                except requests.RequestException as exc:
-                    with self._lock:
-                        self.error_kinds[type(exc).__name__] += 1
-                    time.sleep(0.05)
-                    continue
-                seconds = time.perf_counter() - start
-                with self._lock:
-                    self.statuses[reply.status_code] += 1
-                    self.cache[reply.headers.get("X-Cache", "-")] += 1
-                    self.slowest = max(self.slowest, seconds)
-                time.sleep(self.pause)
-
-    def summary(self) -> str:
-        return f"{super().summary()}; slowest {self.slowest * 1000:.0f} ms"
+        super().__init__(url, workers=workers, timeout=timeout, pause=pause)
 
 
 def warm(url: str) -> int:

@@ -168,10 +168,17 @@ class LoadLoop:
     assert load.non_2xx == 0 and load.errors == 0, load.summary()
     """
 
-    def __init__(self, url: str, workers: int = 4, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, workers: int = 4, timeout: float = 15.0, pause: float = 0.0
+    ) -> None:
+        # timeout: above a MISS (the slow query's 5 s plus a waiter's wait), so a cold
+        # answer counts as slow, not as an error. pause: seconds each worker sleeps
+        # after an answer (0: as fast as the stack answers).
         self.url = url
         self.workers = workers
         self.timeout = timeout
+        self.pause = pause
+        self.slowest = 0.0
         self.statuses: Counter[int] = Counter()
         self.cache: Counter[str] = Counter()
         self.error_kinds: Counter[str] = Counter()
@@ -184,6 +191,7 @@ class LoadLoop:
     def _worker(self) -> None:
         with requests.Session() as session:
             while not self._stop.is_set():
+                start = time.perf_counter()
                 try:
                     reply = session.get(self.url, timeout=self.timeout)
                 except requests.RequestException as exc:
@@ -191,9 +199,13 @@ class LoadLoop:
                         self.error_kinds[type(exc).__name__] += 1
                     time.sleep(0.05)
                     continue
+                seconds = time.perf_counter() - start
                 with self._lock:
                     self.statuses[reply.status_code] += 1
                     self.cache[reply.headers.get("X-Cache", "-")] += 1
+                    self.slowest = max(self.slowest, seconds)
+                if self.pause:
+                    time.sleep(self.pause)
 
     def __enter__(self) -> LoadLoop:
         self._start = time.perf_counter()
@@ -237,5 +249,5 @@ class LoadLoop:
         return (
             f"{self.total} responses in {self.seconds:.1f} s: {self.ok} 2xx, "
             f"{self.non_2xx} non-2xx, {self.errors} errors ({errors}); "
-            f"status {{{statuses}}}; X-Cache {{{cache}}}"
+            f"status {{{statuses}}}; X-Cache {{{cache}}}; slowest {self.slowest * 1000:.0f} ms"
         )
