@@ -15,7 +15,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv docker image deps lint test test-unit test-app test-molecule demo bench drift clean
+.PHONY: help venv docker image deps lint test test-unit test-app test-molecule demo bench drift drill clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,10 @@ bench: deps ## benchmark: cached vs reference-style vs static nginx
 
 drift: venv ## check+diff over site.yml; exit 0 = in sync, 2 = drifted
 	scripts/drift.sh
+
+DRILL ?= redis
+drill: venv ## fault drill on the running local stack: DRILL=redis|postgres|webhost
+	scripts/drill.sh $(DRILL)
 
 # The demo stack and the molecule scenarios' stacks (left behind only by an
 # interrupted `molecule test`).
