@@ -12,7 +12,8 @@ Per request, by the age of what Redis holds:
 - fresh (age < ttl): HIT.
 - stale within ``stale_while_revalidate``: STALE at once; the first such request takes
   the refresh lock and refreshes in a background thread.
-- missing or older: take the lock (SET NX PX, redis-py Lock) and query the DB: MISS.
+- missing or older: take the lock (SET NX PX, redis-py Lock), read again (another
+  request may have refreshed it meanwhile: HIT) and query the DB: MISS.
   Requests that find the lock taken (other workers, other hosts) poll for the value
   until ``wait_timeout``: exactly one DB execution per refresh.
 - DB fails: an error marker (``error_backoff`` s) tells waiters and later requests at
@@ -212,10 +213,17 @@ class Cache:
 
     def _refresh_locked(self, lk: _Lookup, lock: Lock) -> Result:
         try:
+            # Read again under the lock: a request that found the key empty may take
+            # the lock only after another one refreshed it and let go (a lost race,
+            # not a cold key). One round trip also reads the error marker.
             try:
-                recent_error = self._redis(lk, lambda c: c.get(lk.keys.error))
+                raw, recent_error = self._redis(lk, lambda c: c.mget(lk.keys.value, lk.keys.error))
             except RedisUnavailable:
                 return self._bypass(lk)
+            fresh = _decode(raw)
+            if fresh is not None and time.time() - fresh.created < self.settings.ttl:
+                metrics.results["hit"].inc()
+                return Result(fresh.value, HIT, fresh.created, lk.timings)
             if recent_error is not None:
                 return self._stale_or_fail(lk, "the database is unavailable (recent error)")
             start = time.perf_counter()
