@@ -192,6 +192,10 @@ def test_unit_renders_for_each_platform(platform: str) -> None:
     assert "--workers 4 \\\n" in render(
         "app", "cachedapp.service.j2", variables | {"app_workers": 4}
     )
+    assert "--threads" not in unit
+    assert "--threads 8 \\\n" in render(
+        "app", "cachedapp.service.j2", variables | {"app_threads": 8}
+    )
     assert "Environment=PROMETHEUS_MULTIPROC_DIR=/run/cachedapp/metrics\n" in unit
 
 

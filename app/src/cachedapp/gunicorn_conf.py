@@ -26,12 +26,17 @@ except ConfigError as _exc:
 bind = "127.0.0.1:8000"
 # Measured on 2 cores behind nginx (README, "Benchmark"): gthread with nginx keeping
 # upstream connections alive beat sync workers by about 30 % in req/s (no connect/close
-# per request on either side), and 2 x 8 was the best of 1x8, 2x4, 2x8, 3x4, sync 2/3/4.
-# Threads also keep /healthz answering while requests wait for a slow refresh, and let
-# concurrent fail-open requests in one worker share one DB query.
+# per request on either side). Two threads per worker: the threads of one worker share
+# one GIL, so every request in flight beyond the first stretches the others; requests
+# waiting in the worker's poller are served in arrival order instead. 2 x 2 gave the
+# lowest cached p99 at 16 connections of 2x1, 2x2, 2x3, 2x4, 2x8, 3x1, 3x2, 4x2, 4x4
+# (12 runs: median p99 11.9 ms against 17-19 ms for 2 x 8) and the least CPU per
+# request. A thread blocked on the database (a refresh, or fail-open while Redis is
+# down) holds no GIL but is not free either: more threads (gunicorn --threads, the
+# role's app_threads) buy more concurrent slow requests at the cost of the cached tail.
 worker_class = "gthread"
 workers = max(2, os.cpu_count() or 2)
-threads = 8
+threads = 2
 preload_app = True  # import once in the master; workers fork with the app loaded
 timeout = 30
 graceful_timeout = 20
@@ -63,11 +68,11 @@ def _prepare_multiproc_dir() -> None:
 _prepare_multiproc_dir()
 
 
-# GIL switch interval of each worker, in seconds (CPython's default: 0.005). With 8
-# threads per worker a thread that wants the GIL back after a Redis round trip waits
-# up to a whole interval behind a running one; 0.5 ms cut the cached p99 at 16
-# connections from 22-23 ms to 16 ms and raised req/s by 15-30 % (4 alternating
-# runs, README "Benchmark").
+# GIL switch interval of each worker, in seconds (CPython's default: 0.005). A thread
+# that wants the GIL back after a Redis round trip waits up to a whole interval behind
+# a running one (the poller thread included); 0.5 ms cut the cached p99 at 16
+# connections from 22-23 ms to 16 ms with 8 threads, and from ~12.8 to ~11.9 ms with 2
+# (README "Benchmark").
 SWITCH_INTERVAL = 0.0005
 
 
