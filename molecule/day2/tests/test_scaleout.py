@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from paced import TIMEOUT, PacedLoadLoop, warm
-from support import WEB_COUNT, base_url, container, psql, redis_cli
+from support import TIMEOUT, WEB_COUNT, LoadLoop, base_url, container, psql, redis_cli, warm
 
 WEB = [f"web-{n}" for n in range(1, WEB_COUNT + 1)]
 # The app's keys (app/src/cachedapp/cache.py): <namespace>:v<key_version>:{<item>}
@@ -128,7 +127,7 @@ def wait_until_served_by(member: str, timeout: float = 90) -> float:
 def test_a_web_host_stopped_under_load_costs_no_failed_response() -> None:
     stopped = WEB[-1]
     assert warm(base_url() + "/") == 200
-    with PacedLoadLoop(base_url() + "/") as load:
+    with LoadLoop(base_url() + "/", workers=2, pause=0.02) as load:
         time.sleep(2)
         docker("stop", container(stopped))
         # Longer than the balancer's fail_timeout (10 s): the stopped host is tried
