@@ -30,7 +30,7 @@ bind = "127.0.0.1:8000"
 # one GIL, so every request in flight beyond the first stretches the others; requests
 # waiting in the worker's poller are served in arrival order instead. 2 x 2 gave the
 # lowest cached p99 at 16 connections of 2x1, 2x2, 2x3, 2x4, 2x8, 3x1, 3x2, 4x2, 4x4
-# (12 runs: median p99 11.9 ms against 17-19 ms for 2 x 8) and the least CPU per
+# (median p99 11.9 ms over 12 runs; 2 x 8: 15-27 ms over 6) and the least CPU per
 # request. A thread blocked on the database (a refresh, or fail-open while Redis is
 # down) holds no GIL but is not free either: more threads (gunicorn --threads, the
 # role's app_threads) buy more concurrent slow requests at the cost of the cached tail.
