@@ -13,7 +13,8 @@ APP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_DIR=$(cd "$APP_DIR/.." && pwd)
 VENV=${VENV:-$REPO_DIR/.venv}
 SERVERS=$APP_DIR/scripts/servers.sh
-export CGC_APP_RUN=${CGC_APP_RUN:-$APP_DIR/.cache/servers}
+CGC_APP_RUN=${CGC_APP_RUN:-$(bash "$SERVERS" run-dir)}
+export CGC_APP_RUN
 
 [[ -x $VENV/bin/python ]] || { echo "no venv at $VENV (run: make venv)" >&2; exit 1; }
 "$VENV/bin/python" -c 'import cachedapp' 2>/dev/null || "$VENV/bin/pip" install -q -e "$APP_DIR[test]"

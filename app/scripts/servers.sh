@@ -8,13 +8,22 @@
 #   servers.sh stop                stop everything this script started
 #   servers.sh start-one NAME      (re)start one: pg | redis-plain | redis-acl | redis-tls
 #   servers.sh stop-one NAME       stop one (the tests use this for outages)
-# State, logs and generated secrets live in $CGC_APP_RUN (default app/.cache/servers);
-# "$CGC_APP_RUN/env" is a sourceable file describing the servers for the tests.
-# As root the servers run as unprivileged users (postgres, redis).
+#   servers.sh run-dir             print the state directory (below)
+# State, logs and generated secrets live in $CGC_APP_RUN, by default a directory per
+# checkout and user under /var/tmp (cachedapp-test-<uid>-<hash of the checkout path>):
+# as root the servers run as unprivileged users (postgres, redis), who must reach
+# their data even when the checkout sits under a directory they cannot enter (a clone
+# in root's 0700 home). "$CGC_APP_RUN/env" is a sourceable file describing the
+# servers for the tests. PostgreSQL and the TLS Redis also listen on 127.0.0.2, an
+# address their certificate does not name (the tests' wrong-name case).
 set -euo pipefail
 
 APP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUN=${CGC_APP_RUN:-$APP_DIR/.cache/servers}
+STATE_ROOT=${CGC_APP_STATE_ROOT:-/var/tmp}
+STATE_PREFIX=$STATE_ROOT/cachedapp-test-$(id -u)-
+RUN=${CGC_APP_RUN:-$STATE_PREFIX$(printf '%s' "$APP_DIR" | sha256sum | cut -c1-12)}
+LEGACY_RUN=$APP_DIR/.cache/servers  # where earlier versions of this script kept state
+WRONG_NAME_HOST=127.0.0.2
 PG_PORT=25432
 REDIS_PLAIN=26379
 REDIS_ACL=26380
@@ -95,7 +104,7 @@ clear_port() {
   pid=$(listener_pid "$port")
   [[ -z $pid ]] && return 0
   cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
-  if [[ $cwd == "$RUN"* ]]; then
+  if [[ $cwd == "$RUN"* || $cwd == "$LEGACY_RUN"* || $cwd == "$STATE_PREFIX"* ]]; then
     log "port $port: ending leftover pid $pid ($cwd)"
     kill "$pid" 2>/dev/null || true
     wait_port_free "$port" || { kill -9 "$pid" 2>/dev/null || true; wait_port_free "$port"; }
@@ -116,9 +125,12 @@ pg_init() {
     || { cat "$RUN/pg/initdb.log" >&2; die "initdb failed"; }
   cat >>"$RUN/pg/data/postgresql.conf" <<EOF
 # cachedapp test server
-listen_addresses = '127.0.0.1'
+listen_addresses = '127.0.0.1,$WRONG_NAME_HOST'
 port = $PG_PORT
 unix_socket_directories = '$RUN/pg'
+ssl = on
+ssl_cert_file = '$RUN/tls/server.crt'
+ssl_key_file = '$RUN/tls/pg-server.key'
 track_functions = all
 max_connections = 200
 shared_buffers = 64MB
@@ -228,8 +240,12 @@ make_tls() {
     "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$d/ext.cnf"
   openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
     -days 3 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null
-  chown "$(owner_for redis)" "$d/server.key"
-  chmod 0600 "$d/server.key" "$d/ca.key"
+  # One key file per server user, readable by that user only (PostgreSQL insists).
+  install -m 0600 -o "$(owner_for postgres)" "$d/server.key" "$d/pg-server.key"
+  install -m 0600 -o "$(owner_for redis)" "$d/server.key" "$d/redis-server.key"
+  rm -f "$d/server.key" "$d/server.csr"
+  chmod 0600 "$d/ca.key"
+  chmod 0644 "$d/ca.crt" "$d/server.crt"
 }
 
 redis_configure_all() {
@@ -242,9 +258,10 @@ EOF
   redis_write_conf redis-tls 0 <<EOF
 tls-port $REDIS_TLS
 tls-cert-file $RUN/tls/server.crt
-tls-key-file $RUN/tls/server.key
+tls-key-file $RUN/tls/redis-server.key
 tls-ca-cert-file $RUN/tls/ca.crt
 tls-auth-clients no
+bind 127.0.0.1 $WRONG_NAME_HOST
 EOF
   local i
   for i in "${!CLUSTER_PORTS[@]}"; do
@@ -292,6 +309,8 @@ CGC_REDIS_ADMIN_PASSWORD=$(cat "$RUN/secrets/redis_admin_password")
 CGC_REDIS_TOKEN=$(cat "$RUN/secrets/redis_token")
 CGC_REDIS_TLS_PORT=$REDIS_TLS
 CGC_REDIS_TLS_CA=$RUN/tls/ca.crt
+CGC_TLS_CA=$RUN/tls/ca.crt
+CGC_WRONG_NAME_HOST=$WRONG_NAME_HOST
 CGC_CLUSTER_PORTS="${CLUSTER_PORTS[*]}"
 EOF
   chmod 0600 "$RUN/env"
@@ -307,12 +326,39 @@ stop_all() {
   pg_stop
 }
 
+# Leftovers of earlier runs: the state directory of a checkout that no longer exists,
+# and the one earlier versions of this script kept inside the checkout. Their servers
+# are stopped first (stop_all reads $RUN, set here in a subshell).
+prune_leftovers() {
+  local dir
+  for dir in "$STATE_PREFIX"* "$LEGACY_RUN"; do
+    [[ -d $dir && ! -L $dir && -O $dir && $dir != "$RUN" ]] || continue
+    if [[ $dir != "$LEGACY_RUN" ]]; then
+      [[ -f $dir/checkout && ! -d $(cat "$dir/checkout") ]] || continue
+    fi
+    log "removing leftover state $dir"
+    (RUN=$dir; stop_all) || true
+    rm -rf "$dir"
+  done
+}
+
+# The state directory: ours (not a symlink or another user's, which /var/tmp allows),
+# traversable by the server users (0711), listing nothing to others.
+make_run_dir() {
+  if [[ -L $RUN ]] || [[ -e $RUN && ! -O $RUN ]]; then
+    die "$RUN exists and is not a directory owned by $(id -un); remove it"
+  fi
+  rm -rf "$RUN"
+  install -d -m 0711 "$RUN"
+  printf '%s\n' "$APP_DIR" >"$RUN/checkout"
+}
+
 start_all() {
   local port s
   stop_all
+  prune_leftovers
   for port in "${ALL_PORTS[@]}"; do clear_port "$port"; done
-  rm -rf "$RUN"
-  install -d -m 0755 "$RUN"
+  make_run_dir
   install -d -m 0700 "$RUN/secrets"
   for s in db_password redis_app_password redis_admin_password redis_token; do
     openssl rand -hex 16 >"$RUN/secrets/$s"
@@ -348,5 +394,6 @@ case ${1:-} in
   stop) stop_all ;;
   start-one) one start "${2:-}" ;;
   stop-one) one stop "${2:-}" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  run-dir) echo "$RUN" ;;
+  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
 esac

@@ -43,6 +43,8 @@ class Servers:
     redis_token: str
     redis_tls_port: int
     redis_tls_ca: str
+    tls_ca: str  # the test CA: PostgreSQL's and the TLS Redis's certificates
+    wrong_name_host: str  # a loopback address the servers listen on, not in their certificate
     cluster_ports: tuple[int, ...]
 
     @classmethod
@@ -64,6 +66,8 @@ class Servers:
             redis_token=e["CGC_REDIS_TOKEN"],
             redis_tls_port=int(e["CGC_REDIS_TLS_PORT"]),
             redis_tls_ca=e["CGC_REDIS_TLS_CA"],
+            tls_ca=e["CGC_TLS_CA"],
+            wrong_name_host=e["CGC_WRONG_NAME_HOST"],
             cluster_ports=tuple(int(p) for p in e["CGC_CLUSTER_PORTS"].split()),
         )
 
@@ -100,6 +104,9 @@ def base_sections(servers: Servers) -> dict[str, dict[str, Any]]:
             "dbname": servers.db_name,
             "user": servers.db_user,
             "password": servers.db_password,
+            # as shipped: TLS, the server's certificate and name verified against the CA
+            "sslmode": "verify-full",
+            "sslrootcert": servers.tls_ca,
             "connect_timeout": 2,
             "query_timeout": 5,
         },

@@ -120,7 +120,16 @@ def test_stale_if_error_and_503(servers, stack, namespace):
 
         ready = warm.get("/readyz")
         assert ready.status == 503
-        assert ready.json()["checks"]["database"]["ok"] is False
+        assert ready.json()["checks"]["database"] == {
+            "ok": False,
+            "error": "database unavailable",
+            "ms": ready.json()["checks"]["database"]["ms"],
+        }
+        # Public answers say little (no host, port or driver message); the log has it.
+        for reply in (as_json, as_html, ready):
+            assert str(servers.pg_port) not in reply.text
+            assert "127.0.0.1" not in reply.text
+        assert f"port {servers.pg_port} failed" in warm.log_text() + cold.log_text()
     finally:
         servers.control("start", "pg")
     # The database is back: the cold key fills once the error backoff has passed.

@@ -25,7 +25,8 @@ def _error(path, env=None) -> ConfigError:
 def test_defaults_and_types(config):
     s = load_settings(config, environ={})
     assert s.database.port > 0
-    assert s.database.sslmode == "prefer"
+    assert s.database.sslmode == "verify-full"
+    assert s.database.sslrootcert.endswith("ca.crt")
     assert s.redis.mode == "standalone"
     assert s.redis.connect_timeout == 0.2
     assert s.cache.stale_while_revalidate == 30.0
@@ -60,6 +61,8 @@ def test_config_path_from_env(config):
         ({"cache": {"tll": 5}}, {}, "cache.tll"),
         ({"cache": {"namespace": "a{b}"}}, {}, "cache.namespace"),
         ({"redis": {"ca_file": "/etc/hostname"}}, {}, "redis.ca_file"),
+        ({"database": {"sslrootcert": "/nonexistent/ca.crt"}}, {}, "database.sslrootcert"),
+        ({"database": {"sslmode": "disable"}}, {}, "database.sslrootcert"),
         ({"cache": {"lock_timeout": 1}}, {}, "cache.lock_timeout"),
         ({}, {"CACHEDAPP_REDIS_SOCKET_TIMEOUT": "fast"}, "redis.socket_timeout"),
         ({}, {"CACHEDAPP_CACHE_TLL": "5"}, "CACHEDAPP_CACHE_TLL"),
@@ -128,3 +131,19 @@ def test_gunicorn_refuses_to_start_on_bad_config(servers, tmp_path):
     assert "redis.mode" in out.stderr
     assert "Traceback" not in out.stderr
     assert SECRET not in out.stderr + out.stdout
+
+
+def test_check_config_refuses_a_missing_sslrootcert(config, tmp_path):
+    missing = tmp_path / "rds-ca.pem"
+    out = run_cli(
+        "cachedapp-check-config",
+        config=config,
+        env={"CACHEDAPP_DATABASE_SSLROOTCERT": str(missing)},
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        f"cachedapp-check-config: database.sslrootcert: cannot read file {missing} "
+        "(from CACHEDAPP_DATABASE_SSLROOTCERT)"
+    )
+    defaults = load_settings(config, environ={"CACHEDAPP_DATABASE_SSLROOTCERT": ""})
+    assert defaults.database.sslrootcert == ""  # empty: libpq's default (~/.postgresql)

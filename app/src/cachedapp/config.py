@@ -109,6 +109,7 @@ SCHEMA: dict[tuple[str, str], tuple[type, Any, Callable[[Any], str | None] | Non
         "prefer",
         _one_of("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     ),
+    ("database", "sslrootcert"): (str, "", None),
     ("database", "connect_timeout"): (int, 3, _between(1, 60)),
     ("database", "pool_size"): (int, 4, _between(1, 100)),
     ("database", "query_timeout"): (float, 15.0, _positive),
@@ -146,6 +147,7 @@ class DatabaseSettings:
     user: str
     password: Secret
     sslmode: str
+    sslrootcert: str  # CA bundle file for the server's certificate ("" = libpq's default)
     connect_timeout: int
     pool_size: int
     query_timeout: float
@@ -274,14 +276,24 @@ def _split_redis_url(values: dict[tuple[str, str], Any], sources: dict[str, str]
         )
 
 
+def _readable_file(setting: str, path: str, src: str) -> None:
+    if not os.access(path, os.R_OK) or not Path(path).is_file():
+        raise ConfigError(setting, f"cannot read file {path}", src)
+
+
 def _cross_checks(values: dict[tuple[str, str], Any], sources: dict[str, str]) -> None:
     ca_file = values[("redis", "ca_file")]
     if ca_file:
         src = sources.get("redis.ca_file", "")
         if not values[("redis", "url")].startswith("rediss://"):
             raise ConfigError("redis.ca_file", "is set but redis.url is not rediss://", src)
-        if not os.access(ca_file, os.R_OK) or not Path(ca_file).is_file():
-            raise ConfigError("redis.ca_file", f"cannot read file {ca_file}", src)
+        _readable_file("redis.ca_file", ca_file, src)
+    sslrootcert = values[("database", "sslrootcert")]
+    if sslrootcert:
+        src = sources.get("database.sslrootcert", "")
+        if values[("database", "sslmode")] == "disable":
+            raise ConfigError("database.sslrootcert", "is set but database.sslmode is disable", src)
+        _readable_file("database.sslrootcert", sslrootcert, src)
     # A password alone is plain AUTH (ElastiCache AUTH token); a user needs one too.
     if values[("redis", "username")] and not values[("redis", "password")]:
         raise ConfigError("redis.password", "is required when redis.username is set")

@@ -25,7 +25,7 @@ class DatabaseError(Exception):
 
 
 def connect_kwargs(settings: DatabaseSettings) -> dict[str, Any]:
-    return {
+    kwargs = {
         "host": settings.host,
         "port": settings.port,
         "dbname": settings.dbname,
@@ -40,6 +40,11 @@ def connect_kwargs(settings: DatabaseSettings) -> dict[str, Any]:
         "keepalives_interval": 10,
         "keepalives_count": 3,
     }
+    if settings.sslrootcert:
+        # With sslmode verify-full libpq checks the server's certificate against this
+        # bundle and its name against `host`; verify-ca checks the chain only.
+        kwargs["sslrootcert"] = settings.sslrootcert
+    return kwargs
 
 
 def connect(settings: DatabaseSettings) -> psycopg2.extensions.connection:
@@ -82,9 +87,15 @@ class Database:
         if self._pool is None or self._pid != os.getpid():
             with self._lock:
                 if self._pool is None or self._pid != os.getpid():
-                    self._pool = psycopg2.pool.ThreadedConnectionPool(
+                    pool = psycopg2.pool.ThreadedConnectionPool(
                         0, self.settings.pool_size, **connect_kwargs(self.settings)
                     )
+                    # Created empty (connections are made on first use, so a worker
+                    # starts while the DB is down), but psycopg2 keeps a returned
+                    # connection only while fewer than `minconn` are idle: with 0 it
+                    # closed every one, and each query paid a new (TLS) login.
+                    pool.minconn = self.settings.pool_size
+                    self._pool = pool
                     self._pid = os.getpid()
                     self._slots = threading.BoundedSemaphore(self.settings.pool_size)
         return self._pool

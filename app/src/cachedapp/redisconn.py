@@ -105,7 +105,10 @@ def build_client(settings: RedisSettings) -> RedisClient:
     if settings.password:
         kwargs["password"] = settings.password.reveal()
     if settings.tls:
+        # Always verify the server's certificate and its name (as ElastiCache's
+        # in-transit encryption expects), against ca_file or the system trust store.
         kwargs["ssl_cert_reqs"] = "required"
+        kwargs["ssl_check_hostname"] = True
         if settings.ca_file:
             kwargs["ssl_ca_certs"] = settings.ca_file
     if settings.mode == "cluster":

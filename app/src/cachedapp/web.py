@@ -25,6 +25,9 @@ EXTENSION = "cachedapp"
 ROUTES = frozenset({"/", "/app", "/api/version", "/healthz", "/readyz", "/metrics"})
 START_KEY = "cachedapp.start"  # WSGI environ keys shared by the views and Instrument
 CACHE_KEY = "cachedapp.cache"  # (X-Cache status, Timings or None)
+# The generic reasons public answers give (/readyz); the details go to the log.
+DB_UNAVAILABLE = "database unavailable"
+CACHE_UNAVAILABLE = "cache unavailable"
 
 
 class Services:
@@ -161,18 +164,21 @@ def _register_routes(app: Flask, svc: Services) -> None:
     def readyz() -> tuple[Response, int]:
         checks: dict[str, dict[str, Any]] = {}
         start = time.perf_counter()
+        # Public answers say little: a generic reason here, the details in the log.
         try:
             svc.db.ping()
             checks["database"] = {"ok": True}
         except DatabaseError as exc:
-            checks["database"] = {"ok": False, "error": str(exc)}
+            log.warning("readyz: database check failed: %s", exc)
+            checks["database"] = {"ok": False, "error": DB_UNAVAILABLE}
         checks["database"]["ms"] = _ms(time.perf_counter() - start)
         start = time.perf_counter()
         try:
             svc.redis.ping()
             checks["redis"] = {"ok": True}
         except RedisUnavailable as exc:
-            checks["redis"] = {"ok": False, "error": str(exc)}
+            log.warning("readyz: cache check failed: %s", exc)
+            checks["redis"] = {"ok": False, "error": CACHE_UNAVAILABLE}
         checks["redis"]["ms"] = _ms(time.perf_counter() - start)
         checks["redis"]["breaker"] = svc.redis.breaker.state
         # Fail-open: without Redis the app still answers (BYPASS), so only the
@@ -206,7 +212,8 @@ def _register_errors(app: Flask, svc: Services) -> None:
     @app.errorhandler(CacheUnavailable)
     def unavailable(exc: CacheUnavailable) -> ErrorResponse:
         request.environ[CACHE_KEY] = (exc.status, exc.timings)
-        message = f"The database is unavailable and no cached answer can be served ({exc})."
+        log.warning("503 on %s: %s", request.path, exc)
+        message = "The database is unavailable and no cached answer can be served."
         return error(503, message, exc.status, {"Retry-After": retry_after})
 
     @app.errorhandler(HTTPException)
