@@ -284,6 +284,16 @@ def check_secret(value: Any) -> str:
     return value
 
 
+def check_name(value: Any, regex: str, what: str, reserved: Sequence[str] = ()) -> str:
+    """A name matching ``regex`` (``what`` says in words what it must be),
+    other than the ``reserved`` ones."""
+    if not isinstance(value, str) or not re.search(regex, value):
+        raise InputError(f"is not {what}")
+    if value in reserved:
+        raise InputError(f"is reserved: must not be {' or '.join(map(repr, reserved))}")
+    return value
+
+
 def check_abs_path(value: Any) -> str:
     """An absolute path."""
     text = _text(value, "an absolute path")
@@ -330,6 +340,7 @@ TYPES: dict[str, Parser] = {
     "upstream": check_upstream,
     "nginx_size": nginx_bytes,
     "redis_size": redis_bytes,
+    "name": check_name,
     "secret": check_secret,
     "abs_path": check_abs_path,
     "file": check_file,
