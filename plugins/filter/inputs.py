@@ -26,8 +26,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 from cryptography import x509
@@ -238,11 +240,14 @@ def check_host_port(value: Any) -> tuple[str, int]:
         raise InputError("is not host:port (an IPv6 address in brackets)")
     host = match.group(1) or match.group(3)
     port = match.group(2) if match.group(1) else match.group(4)
-    if match.group(1):
-        check_ip(host, version=6)
-    else:
-        check_host(host)
-    return host, check_port(port)
+    try:
+        check_ip(host, version=6) if match.group(1) else check_host(host)
+    except InputError as error:
+        raise InputError(f"is not host:port: its host {error}") from None
+    try:
+        return host, check_port(port)
+    except InputError as error:
+        raise InputError(f"is not host:port: its port {error}") from None
 
 
 def check_upstream(value: Any) -> str:
@@ -255,7 +260,8 @@ def check_upstream(value: Any) -> str:
     try:
         check_host_port(text)
     except InputError as error:
-        raise InputError(f"is neither unix:/path nor host:port: it {error}") from None
+        reason = str(error).removeprefix("is not host:port")
+        raise InputError(f"is neither unix:/path nor host:port{reason}") from None
     return text
 
 
@@ -284,14 +290,24 @@ def check_secret(value: Any) -> str:
     return value
 
 
-def check_name(value: Any, regex: str, what: str, reserved: Sequence[str] = ()) -> str:
-    """A name matching ``regex`` (``what`` says in words what it must be),
+def check_pattern(value: Any, regex: str, what: str, reserved: Sequence[str] = ()) -> str:
+    """A string matching ``regex`` (``what`` says in words what it must be),
     other than the ``reserved`` ones."""
     if not isinstance(value, str) or not re.search(regex, value):
         raise InputError(f"is not {what}")
     if value in reserved:
         raise InputError(f"is reserved: must not be {' or '.join(map(repr, reserved))}")
     return value
+
+
+def check_url(value: Any, schemes: Sequence[str] = ("http", "https")) -> str:
+    """A URL with one of ``schemes`` and a host part (the rest is left to
+    whatever reads it)."""
+    text = _text(value, "a URL")
+    parts = urlsplit(text)
+    if parts.scheme not in schemes or not parts.netloc or any(c.isspace() for c in text):
+        raise InputError(f"is not a {' or '.join(f'{s}://' for s in schemes)} URL")
+    return text
 
 
 def check_abs_path(value: Any) -> str:
@@ -316,7 +332,9 @@ def check_certificate(value: Any) -> str:
     with open(path, "rb") as handle:
         data = handle.read()
     try:
-        x509.load_pem_x509_certificates(data)
+        with warnings.catch_warnings():  # e.g. old CAs' non-positive serial numbers
+            warnings.simplefilter("ignore")
+            x509.load_pem_x509_certificates(data)
     except ValueError:
         raise InputError("holds no PEM certificate") from None
     return path
@@ -340,18 +358,19 @@ TYPES: dict[str, Parser] = {
     "upstream": check_upstream,
     "nginx_size": nginx_bytes,
     "redis_size": redis_bytes,
-    "name": check_name,
+    "pattern": check_pattern,
+    "url": check_url,
     "secret": check_secret,
     "abs_path": check_abs_path,
     "file": check_file,
     "certificate": check_certificate,
 }
-# Options of a list type ("name[]"), the rest go to the element's parser.
-LIST_OPTIONS = ("min_items",)
+# URL credentials (scheme://user:password@host) are masked in messages.
+URL_CREDENTIALS = re.compile(r"//[^@/\s]*@")
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    text = URL_CREDENTIALS.sub("//***@", repr(value))
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
@@ -363,33 +382,45 @@ def _spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def value_errors(name: str, value: Any, spec: str | Mapping[str, Any]) -> list[str]:
-    """Messages for ``value`` of variable ``name`` against ``spec`` ([] when fine)."""
+    """Messages for ``value`` of variable ``name`` against ``spec`` ([] when fine).
+
+    Options for every type: ``hint`` (why the rule exists, added to a message),
+    ``allow_empty`` ('' is fine); for a list type ``name[]``: ``min_items``.
+    The other options go to the type's parser.
+    """
     type_name, options = _spec(spec)
     is_list = type_name.endswith("[]")
     parser = TYPES.get(type_name.removesuffix("[]"))
     if parser is None:
         raise ValueError(f"{name}: unknown input type {type_name!r} (known: {sorted(TYPES)})")
+    hint = f" ({options.pop('hint')})" if options.get("hint") else ""
+    allow_empty = bool(options.pop("allow_empty", False))
+    min_items = int(options.pop("min_items", 0))
     secret = parser is check_secret
-    if value is None:
-        return [f"{name}: must be set"]
-    if not is_list:
-        try:
-            parser(value, **options)
-        except InputError as error:
-            return [f"{name}: {error}" if secret else f"{name}: {_shown(value)} {error}"]
-        return []
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        return [f"{name}: must be a list (got {_shown(value)})"]
-    min_items = options.pop("min_items", 0)
-    errors = []
-    if len(value) < min_items:
-        errors.append(f"{name}: needs at least {min_items} entr{'y' if min_items == 1 else 'ies'}")
-    for index, item in enumerate(value):
+
+    def problem(label: str, item: Any) -> str | None:
+        if allow_empty and item == "":
+            return None
         try:
             parser(item, **options)
         except InputError as error:
             shown = "" if secret else f" {_shown(item)}"
-            errors.append(f"{name}[{index}]:{shown} {error}")
+            return f"{label}:{shown} {error}{hint}"
+        return None
+
+    if value is None:
+        return [f"{name}: must be set"]
+    if not is_list:
+        return [m for m in [problem(name, value)] if m]
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        return [f"{name}: must be a list (got {_shown(value)})"]
+    errors = []
+    if len(value) < min_items:
+        errors.append(f"{name}: needs at least {min_items} entr{'y' if min_items == 1 else 'ies'}")
+    for index, item in enumerate(value):
+        message = problem(f"{name}[{index}]", item)
+        if message:
+            errors.append(message)
     return errors
 
 
