@@ -263,3 +263,37 @@ def test_the_filters_fail_a_task_with_the_reason() -> None:
         filters["redis_bytes"]("lots")
     with pytest.raises(AnsibleFilterError, match="Octet 300"):
         filters["ip_networks"](["10.230.80.300"])
+
+
+# --- options every type takes, and the pattern and url types ---------------------
+
+
+def test_a_hint_says_why_the_rule_exists() -> None:
+    [message] = errors(1, {"type": "int", "min": 2, "hint": "so a rollback has a release"})
+    assert message == "x_var: 1 must be at least 2 (so a rollback has a release)"
+
+
+def test_allow_empty_takes_only_the_empty_string() -> None:
+    spec = {"type": "url", "allow_empty": True}
+    assert errors("", spec) == []
+    assert errors("http://web-1:8080/readyz", spec) == []
+    assert errors("ftp://web-1/", spec) == [
+        "x_var: 'ftp://web-1/' is not a http:// or https:// URL"
+    ]
+
+
+def test_a_pattern_names_what_it_wants_and_refuses_reserved_names() -> None:
+    spec = {"type": "pattern", "regex": "^[a-z_][a-z0-9_]{0,62}$", "what": "an identifier"}
+    assert errors("cachedapp", spec) == []
+    assert errors("Bad-Name", spec) == ["x_var: 'Bad-Name' is not an identifier"]
+    assert errors("postgres", {**spec, "reserved": ["postgres"]}) == [
+        "x_var: 'postgres' is reserved: must not be 'postgres'"
+    ]
+
+
+def test_url_credentials_never_show() -> None:
+    spec = {"type": "url", "schemes": ["redis", "rediss"]}
+    assert errors("rediss://app:pw@cache:6379/0", spec) == []
+    [message] = errors("http://app:hunter2@cache:6379/0", spec)
+    assert "hunter2" not in message
+    assert "'http://***@cache:6379/0' is not a redis:// or rediss:// URL" in message
