@@ -7,9 +7,11 @@ PostgreSQL (Debian's layout, as on the db hosts); skipped without it or root.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jinja2
@@ -100,3 +102,40 @@ def test_nothing_is_left_behind(validator: Path, tmp_path: Path) -> None:
     assert check(validator, tmp_path, BAD[3][0] + "\n").returncode == 1
     assert set(Path("/tmp").glob("pg-hba-check.*")) <= before
     assert _our_checkers() == []
+
+
+PLAY = """
+- name: Replace pg_hba.conf through the validator, as the role's template task does
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Write pg_hba.conf
+      ansible.builtin.copy:
+        content: "{{ hba }}"
+        dest: "{{ dest }}"
+        mode: "0640"
+        validate: "{{ validator }} %s"
+"""
+
+
+def test_a_refused_file_never_replaces_the_live_one(validator: Path, tmp_path: Path) -> None:
+    live = tmp_path / "pg_hba.conf"
+    live.write_text(GOOD)
+    (tmp_path / "play.yml").write_text(PLAY)
+    extra = {"hba": GOOD + BAD[3][0] + "\n", "dest": str(live), "validator": str(validator)}
+    refused = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            *("-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}"),
+            *("-e", json.dumps(extra), str(tmp_path / "play.yml")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+    )
+    assert refused.returncode != 0, refused.stdout[-2000:]
+    assert 'invalid CIDR mask in address "10.230.80.0/33"' in refused.stdout
+    assert live.read_text() == GOOD
