@@ -2,9 +2,10 @@
 
 One ansible-playbook run on the controller: every case is a fake host (local
 connection) whose host vars are the role's inputs; the play runs the role's
-validation entry (tasks/validate.yml or preflight.yml), the one each role's
-main runs first. The JSON callback gives each host's failure message and its
-change count. Another test checks that validation is indeed first.
+validation entry (tasks/validate.yml, or the data tier's preflight.yml that
+runs it and then checks the host), the one each role's main runs first. The
+JSON callback gives each host's failure message and its change count.
+Another test checks that validation is indeed first.
 """
 
 from __future__ import annotations
@@ -31,12 +32,21 @@ PLAY = """
     - name: Gather the facts the validation reads (the others read none)
       ansible.builtin.setup:
         gather_subset: ["!all", "!min", distribution, network]
-      when: cgc_role in ['redis', 'postgresql', 'common']
+      when: cgc_tasks == 'preflight' or cgc_role == 'common'
 
-    - name: Validate
+    # One include per entry point: Ansible runs a role's include once for
+    # every host that includes that role in a task, whatever its tasks_from.
+    - name: Validate (tasks/validate.yml)
       ansible.builtin.include_role:
         name: "{{ cgc_role }}"
-        tasks_from: "{{ cgc_tasks }}"
+        tasks_from: validate
+      when: cgc_tasks == 'validate'
+
+    - name: Validate (tasks/preflight.yml)
+      ansible.builtin.include_role:
+        name: "{{ cgc_role }}"
+        tasks_from: preflight
+      when: cgc_tasks == 'preflight'
 """
 
 DATASTORE_SECRETS = {
@@ -98,6 +108,13 @@ CASES = {
             "postgresql_app_db_user: 'postgres' ",
         ],
     ),
+}
+# The data tier's validate.yml alone (what preflight.yml runs first) needs no facts.
+CASES |= {
+    f"{role}_without_facts": CASES[role]._replace(tasks="validate")
+    for role in ("redis", "postgresql")
+}
+CASES |= {
     "nginx": Case(
         "nginx",
         "validate",
@@ -239,12 +256,16 @@ FIRST = {
     "postgresql": ("main.yml", "preflight.yml"),
     "redis": ("main.yml", "preflight.yml"),
 }
+FIRST |= {
+    f"{role}_preflight": ("preflight.yml", "validate.yml") for role in ("postgresql", "redis")
+}
 
 
 @pytest.mark.parametrize("role", list(FIRST))
 def test_validation_runs_before_anything_else(role: str) -> None:
     entry, validation = FIRST[role]
-    first = yaml.safe_load((ROOT / "roles" / role / "tasks" / entry).read_text())[0]
+    path = ROOT / "roles" / role.removesuffix("_preflight") / "tasks" / entry
+    first = yaml.safe_load(path.read_text())[0]
     assert first.get("ansible.builtin.import_tasks") == validation, first
     if role == "app":
         main = yaml.safe_load((ROOT / "roles/app/tasks/main.yml").read_text())[0]
