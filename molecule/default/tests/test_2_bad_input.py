@@ -16,6 +16,7 @@ import pytest
 from conftest import CONFIG, PROJECT, flush_cache, http_get, live_release
 
 WEB_YML = PROJECT / "playbooks" / "web.yml"
+DATASTORES_YML = PROJECT / "playbooks" / "datastores.yml"
 LOCAL_INFRA_YML = PROJECT / "playbooks" / "local_infra.yml"
 APPLY_ROLE = Path(__file__).parents[1] / "playbooks" / "apply_role.yml"
 
@@ -32,6 +33,12 @@ def main_pid(host: Any, unit: str) -> str:
     return host.check_output(f"systemctl show -p MainPID --value {unit}")
 
 
+def data_tier_files(host: Any) -> str:
+    """Checksums of the data tier's config files (Debian's and EL's paths)."""
+    find = "find /etc/postgresql /var/lib/pgsql/data /etc/redis /etc/redis6 -maxdepth 3"
+    return host.run(f"{find} -name '*.conf' 2>/dev/null | sort | xargs -r sha256sum").stdout
+
+
 @pytest.mark.parametrize(
     ("values", "named"),
     [
@@ -41,6 +48,16 @@ def main_pid(host: Any, unit: str) -> str:
         pytest.param({"app_db_password": ""}, "app_db_password", id="empty db password"),
         pytest.param(
             {"nginx_listen_port": "eighty"}, "nginx_listen_port", id="non-numeric nginx port"
+        ),
+        pytest.param(
+            {"nginx_client_max_body_size": "lots"},
+            "nginx_client_max_body_size: 'lots'",
+            id="nginx size",
+        ),
+        pytest.param(
+            {"app_db_host": "10.230.81.300"},
+            "app_db_host: '10.230.81.300'",
+            id="malformed db address",
         ),
     ],
 )
@@ -59,6 +76,45 @@ def test_web_play_rejects_bad_arguments_before_any_change(
     assert app_config["redis"]["password"] not in run.output
 
 
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        pytest.param(
+            {"postgresql_allowed_clients": ["10.230.81.300"]},
+            "postgresql_allowed_clients[0]: '10.230.81.300'",
+            id="malformed client address",
+        ),
+        pytest.param(
+            {"postgresql_allowed_clients": ["10.230.81.0/33"]},
+            "postgresql_allowed_clients[0]: '10.230.81.0/33'",
+            id="/33 mask",
+        ),
+        pytest.param(
+            {"postgresql_listen_addresses": ["10.230.81.300"]},
+            "postgresql_listen_addresses[0]: '10.230.81.300'",
+            id="bad listen address",
+        ),
+        pytest.param(
+            {"redis_bind_addresses": ["10.230.81.300"]},
+            "redis_bind_addresses[0]: '10.230.81.300'",
+            id="bad bind address",
+        ),
+        pytest.param({"redis_maxmemory": "lots"}, "redis_maxmemory: 'lots'", id="redis maxmemory"),
+        pytest.param({"redis_port": 70000}, "redis_port: 70000", id="redis port"),
+    ],
+)
+def test_data_tier_rejects_bad_arguments_before_any_change(
+    playbook: Any, db: Any, cache: Any, values: dict[str, Any], named: str
+) -> None:
+    host = db if named.startswith("postgresql") else cache
+    before = data_tier_files(host)
+    run = playbook(DATASTORES_YML, "--limit", "db" if host is db else "cache", *extra(values))
+    assert run.rc != 0, run.output[-2000:]
+    assert named in run.output
+    assert run.recap(host.backend.name)["changed"] == 0
+    assert data_tier_files(host) == before
+
+
 def test_local_infra_rejects_an_unknown_distro(playbook: Any) -> None:
     run = playbook(LOCAL_INFRA_YML, *extra({"local_infra_distro": "gentoo"}))
     assert run.rc != 0
@@ -69,10 +125,10 @@ def test_local_infra_rejects_an_unknown_distro(playbook: Any) -> None:
 def test_bad_nginx_config_never_replaces_the_live_one(playbook: Any, web: Any) -> None:
     before = checksum(web, "/etc/nginx/nginx.conf")
     pid = main_pid(web, "nginx")
-    # Passes the argument spec (a string) but not `nginx -t`.
-    run = playbook(APPLY_ROLE, *extra({"cgc_role": "nginx", "nginx_client_max_body_size": "10zz"}))
+    # Passes the argument spec and the role's validation, but not `nginx -t`.
+    run = playbook(APPLY_ROLE, *extra({"cgc_role": "nginx", "nginx_worker_processes": "lots"}))
     assert run.rc != 0, run.output[-2000:]
-    assert "client_max_body_size" in run.output
+    assert "worker_processes" in run.output
     assert checksum(web, "/etc/nginx/nginx.conf") == before
     assert main_pid(web, "nginx") == pid
     assert http_get("/").status == 200
