@@ -3,13 +3,19 @@
 # and one HIT through nginx, timed by curl on the docker host.
 # The app's cache keys are deleted first (with the app's own Redis
 # credentials, inside the web container), so the MISS really runs the slow
-# query. Stack and port as inventory/local reads them:
-#   CGC_LOCAL_STACK (default cgc), CGC_LOCAL_HTTP_PORT (default 8080).
+# query. Stack and ports as inventory/local reads them:
+#   CGC_LOCAL_STACK (default cgc), CGC_LOCAL_HTTPS_PORT (default 8443),
+#   CGC_LOCAL_HTTP_PORT (default 8080, redirects to HTTPS).
+# curl verifies the stack's certificate against the local CA (role pki).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 STACK="${CGC_LOCAL_STACK:-cgc}"
-PORT="${CGC_LOCAL_HTTP_PORT:-8080}"
-URL="http://127.0.0.1:${PORT}/"
+PORT="${CGC_LOCAL_HTTPS_PORT:-8443}"
+HTTP_PORT="${CGC_LOCAL_HTTP_PORT:-8080}"
+URL="https://127.0.0.1:${PORT}/"
+CA="$PWD/.ansible/pki/ca.crt"
+export CURL_CA_BUNDLE="$CA"
 WEB="${STACK}-web-1"
 
 if ! docker inspect -f '{{.State.Running}}' "$WEB" 2>/dev/null | grep -qx true; then
@@ -49,7 +55,9 @@ PY
 read -r miss_cache miss_ms miss_timing < <(fetch "$URL")
 read -r hit_cache hit_ms hit_timing < <(fetch "$URL")
 
-echo "URL:  ${URL}  (also ${URL}app)"
+echo "URL:  ${URL}  (also ${URL}app; http://127.0.0.1:${HTTP_PORT}/ redirects here)"
+echo "CA:   ${CA}  (trust it in a browser, see README)"
+echo "try:  curl --cacert .ansible/pki/ca.crt ${URL}"
 echo "cache keys flushed first: ${deleted}"
 printf '%-5s %9.1f ms   Server-Timing: %s\n' "$miss_cache" "$miss_ms" "$miss_timing"
 printf '%-5s %9.1f ms   Server-Timing: %s\n' "$hit_cache" "$hit_ms" "$hit_timing"

@@ -23,7 +23,7 @@
 #   --member M     webhost: the web container to stop (default: the last one)
 #   --timeout S    per-request timeout of the load loop (default 20)
 # The stack comes from the same environment as the playbooks: CGC_LOCAL_STACK
-# (default cgc), CGC_LOCAL_HTTP_PORT (8080), CGC_LOCAL_WEB_COUNT (1).
+# (default cgc), CGC_LOCAL_HTTPS_PORT (8443), CGC_LOCAL_WEB_COUNT (1).
 # Output ends with one line `drill-result: {json}` (every phase's counts and
 # each check); exit 0 when every check passed, 1 when one failed, 2 on usage.
 set -euo pipefail
@@ -31,9 +31,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 STACK=${CGC_LOCAL_STACK:-cgc}
-PORT=${CGC_LOCAL_HTTP_PORT:-8080}
+PORT=${CGC_LOCAL_HTTPS_PORT:-8443}
 WEB_COUNT=${CGC_LOCAL_WEB_COUNT:-1}
-URL="http://127.0.0.1:$PORT"
+URL="https://127.0.0.1:$PORT"
+# curl verifies the front against the local CA (role pki).
+export CURL_CA_BUNDLE=$ROOT/.ansible/pki/ca.crt
 # Units on the Debian 12 containers (the only image this machine builds).
 REDIS_UNIT=${CGC_DRILL_REDIS_UNIT:-redis-server}
 PG_UNITS=${CGC_DRILL_PG_UNITS:-postgresql postgresql@15-main}
@@ -66,12 +68,12 @@ trap cleanup EXIT
 say() { printf '%s  %s\n' "$(date +%T)" "$*"; }
 dexec() { docker exec "$STACK-$1" "${@:2}"; }
 
-# redis-cli in the cache container as the role's admin user; the password
-# goes through the environment, never the command line or the output.
+# redis-cli in the cache container as the role's admin user, over TLS; the
+# password goes in on stdin (--askpass), never on a command line (ps shows
+# those, docker exec -e included) or in the output.
 redis_admin() {
-  local secret=$ROOT/.ansible/secrets/redis_admin_password
-  docker exec -e REDISCLI_AUTH="$(cat "$secret")" "$STACK-cache" \
-    redis-cli --no-auth-warning --user admin -h 127.0.0.1 "$@"
+  docker exec -i "$STACK-cache" redis-cli --no-auth-warning --askpass --user admin \
+    --tls --cacert /etc/redis/tls/ca.crt -h 127.0.0.1 "$@" <"$ROOT/.ansible/secrets/redis_admin_password"
 }
 
 # Cache settings and the cached item's key, from web-1's live config (only

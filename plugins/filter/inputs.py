@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -340,6 +341,43 @@ def check_certificate(value: Any) -> str:
     return path
 
 
+def check_pem_certificate(value: Any) -> str:
+    """PEM text (not a path) holding at least one X.509 certificate."""
+    if not isinstance(value, str) or "-----BEGIN CERTIFICATE-----" not in value:
+        raise InputError("is not PEM certificate text (-----BEGIN CERTIFICATE-----)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x509.load_pem_x509_certificates(value.encode())
+    except ValueError:
+        raise InputError("holds no readable PEM certificate") from None
+    return value
+
+
+def check_pem_private_key(value: Any, certificate: str = "") -> str:
+    """PEM text of an unencrypted private key; with ``certificate`` (PEM text),
+    the key must be the one that certificate was issued for. Like a secret,
+    its value is never shown."""
+    if not isinstance(value, str) or "PRIVATE KEY-----" not in value:
+        raise InputError("is not PEM private key text")
+    try:
+        key = serialization.load_pem_private_key(value.encode(), password=None)
+    except (ValueError, TypeError):
+        raise InputError("holds no readable unencrypted private key") from None
+    if certificate:
+        try:
+            cert = x509.load_pem_x509_certificates(certificate.encode())[0]
+        except ValueError:
+            return value  # the certificate's own check reports it
+        public = serialization.PublicFormat.SubjectPublicKeyInfo
+        encoding = serialization.Encoding.DER
+        if key.public_key().public_bytes(encoding, public) != cert.public_key().public_bytes(
+            encoding, public
+        ):
+            raise InputError("does not match the certificate")
+    return value
+
+
 # --- the checker ----------------------------------------------------------------
 
 Parser = Callable[..., Any]
@@ -364,6 +402,8 @@ TYPES: dict[str, Parser] = {
     "abs_path": check_abs_path,
     "file": check_file,
     "certificate": check_certificate,
+    "pem_certificate": check_pem_certificate,
+    "pem_private_key": check_pem_private_key,
 }
 # URL credentials (scheme://user:password@host) are masked in messages.
 URL_CREDENTIALS = re.compile(r"//[^@/\s]*@")
@@ -396,7 +436,7 @@ def value_errors(name: str, value: Any, spec: str | Mapping[str, Any]) -> list[s
     hint = f" ({options.pop('hint')})" if options.get("hint") else ""
     allow_empty = bool(options.pop("allow_empty", False))
     min_items = int(options.pop("min_items", 0))
-    secret = parser is check_secret
+    secret = parser in (check_secret, check_pem_private_key)
 
     def problem(label: str, item: Any) -> str | None:
         if allow_empty and item == "":

@@ -1,7 +1,7 @@
 """Shared helpers for the day-2 tests: the scenario's stack, its playbooks, a load loop.
 
 The verifier runs on the docker host with molecule's environment, which names the
-stack (CGC_LOCAL_STACK, CGC_LOCAL_HTTP_PORT, CGC_LOCAL_WEB_COUNT; molecule.yml).
+stack (CGC_LOCAL_STACK, CGC_LOCAL_HTTPS_PORT, CGC_LOCAL_WEB_COUNT; molecule.yml).
 Run outside molecule, the same variables point the tests at any local stack.
 """
 
@@ -22,15 +22,20 @@ import requests
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 STACK = os.environ.get("CGC_LOCAL_STACK", "cgc")
 HTTP_PORT = int(os.environ.get("CGC_LOCAL_HTTP_PORT", "8080"))
+HTTPS_PORT = int(os.environ.get("CGC_LOCAL_HTTPS_PORT", "8443"))
 WEB_COUNT = int(os.environ.get("CGC_LOCAL_WEB_COUNT", "1"))
 SECRETS = ROOT / ".ansible" / "secrets"
+# The stack's private CA (role pki). Every requests call here verifies the
+# front's certificate against it (requests reads REQUESTS_CA_BUNDLE).
+CA_FILE = ROOT / ".ansible" / "pki" / "ca.crt"
+os.environ["REQUESTS_CA_BUNDLE"] = str(CA_FILE)
 
 _RECAP_LINE = re.compile(r"^(?P<host>\S+)\s*:\s*(?P<counters>(?:\w+=\d+\s*)+)$")
 
 
 def base_url() -> str:
-    """The stack's published HTTP front (the lb, or web-1 with one web host)."""
-    return f"http://127.0.0.1:{HTTP_PORT}"
+    """The stack's published HTTPS front (the lb, or web-1 with one web host)."""
+    return f"https://127.0.0.1:{HTTPS_PORT}"
 
 
 def container(member: str) -> str:
@@ -127,14 +132,15 @@ def docker_exec(
     *cmd: str,
     check: bool = True,
     input: str | None = None,  # mirrors subprocess.run
-    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run CMD in container NAME (docker exec -i), output as text."""
-    argv = ["docker", "exec", "-i"]
-    for key, value in (env or {}).items():
-        argv += ["-e", f"{key}={value}"]
+    """Run CMD in container NAME (docker exec -i), output as text. Secrets go
+    in on stdin (input), never into the command line."""
     return subprocess.run(
-        [*argv, name, *cmd], input=input, capture_output=True, text=True, check=check
+        ["docker", "exec", "-i", name, *cmd],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=check,
     )
 
 
@@ -150,12 +156,14 @@ def psql(sql: str, dbname: str = "cachedapp") -> str:
 
 
 def redis_cli(*args: str) -> str:
-    """redis-cli in the cache container as the admin user (password via the env)."""
+    """redis-cli in the cache container as the admin user, over TLS (the
+    password on stdin, never on a command line)."""
     password = (SECRETS / "redis_admin_password").read_text().strip()
     proc = docker_exec(
         container("cache"),
-        "redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "--user", "admin", *args,
-        env={"REDISCLI_AUTH": password},
+        "redis-cli", "--no-auth-warning", "--askpass", "--user", "admin",
+        "--tls", "--cacert", "/etc/redis/tls/ca.crt", "-h", "127.0.0.1", *args,
+        input=password + "\n",
     )  # fmt: skip
     return proc.stdout.strip()
 

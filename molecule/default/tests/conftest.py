@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
 import time
 import tomllib
@@ -26,6 +27,7 @@ PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).paren
 INVENTORY = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
 STACK = os.environ.get("CGC_LOCAL_STACK", "cgc")
 HTTP_PORT = int(os.environ.get("CGC_LOCAL_HTTP_PORT", "8080"))
+HTTPS_PORT = int(os.environ.get("CGC_LOCAL_HTTPS_PORT", "8443"))
 DISTRO = os.environ.get("CGC_LOCAL_DISTRO", "debian12")
 
 # Per base image: the data tier's service names, nginx's group.
@@ -48,12 +50,33 @@ class Response:
     seconds: float
 
 
-def http_get(path: str, timeout: float = 30) -> Response:
-    """GET through the published nginx port, timed on the client."""
-    request = urllib.request.Request(f"http://127.0.0.1:{HTTP_PORT}{path}")
+def pki_dir() -> Path:
+    """The controller's private CA (role pki): under the inventory's state
+    directory, `<inventory dir>/../../.ansible/pki` (inventory/local/group_vars)."""
+    return Path(os.path.normpath(INVENTORY / "hosts" / ".." / ".." / ".ansible" / "pki"))
+
+
+def tls_context() -> ssl.SSLContext:
+    """Verifies the stack's certificates against the local CA only."""
+    return ssl.create_default_context(cafile=str(pki_dir() / "ca.crt"))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def http_get(path: str, timeout: float = 30, scheme: str = "https") -> Response:
+    """GET through the published front (HTTPS, verified against the local CA;
+    or plain HTTP, redirects not followed), timed on the client."""
+    port = HTTPS_PORT if scheme == "https" else HTTP_PORT
+    request = urllib.request.Request(f"{scheme}://127.0.0.1:{port}{path}")
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=tls_context()), _NoRedirect()
+    )
     start = time.perf_counter()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
+        with opener.open(request, timeout=timeout) as reply:
             body = reply.read().decode("utf-8", "replace")
             status, headers = reply.status, dict(reply.headers)
     except urllib.error.HTTPError as exc:
