@@ -1,0 +1,433 @@
+"""The monitoring role's Prometheus files, checked by Prometheus's own promtool.
+
+The role's templates are rendered by Ansible (the template module, the role's defaults
+and Debian data), then:
+
+- ``promtool check config`` / ``check rules`` accept them (the role runs the same checks
+  on the monitor host before a file replaces the live one);
+- ``promtool test rules`` feeds synthetic series to the rules and asserts, per alert,
+  that it stays quiet while the stack is healthy and fires (labels and summary exact)
+  once the condition has held for ``for:``;
+- the drift verdict file (node_exporter textfile) rendered from reports in
+  scripts/drift_report.py's format passes ``promtool check metrics`` and says what the
+  report says.
+
+promtool comes from Debian's ``prometheus`` package (PROMTOOL, else PATH, else
+/usr/bin/promtool); the test fails, not skips, without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+ROLE = REPO / "roles" / "monitoring"
+BIN = Path(sys.executable).parent
+
+# Values the rules are rendered with (the rule tests below count in these units).
+RULE_VARS = {
+    "monitoring_alert_for": "1m",
+    "monitoring_rate_window": "5m",
+    "monitoring_hit_ratio_min": 0.8,
+    "monitoring_hit_ratio_min_rate": 0.1,
+    "monitoring_http_5xx_ratio_max": 0.05,
+    "monitoring_drift_report_max_age": 172800,
+    "monitoring_web_targets": [
+        {"name": "cgc-web-1", "address": "10.230.80.101"},
+        {"name": "cgc-web-2", "address": "10.230.80.102"},
+    ],
+    "monitoring_redis_address": "10.230.80.11:6379",
+    "monitoring_postgres_host": "10.230.80.10",
+    "monitoring_redis_password": "not-used-here",
+    "monitoring_postgres_password": "not-used-here",
+}
+
+DRIFTED = {
+    "schema": 1,
+    "verdict": "drifted",
+    "finished": "2026-11-28T21:40:00+00:00",
+    "changed_tasks": 3,
+    "hosts": {
+        "cgc-web-1": {"ok": 20, "changed": 2, "would_change": [{"task": "a"}, {"task": "b"}]},
+        "cgc-web-2": {"ok": 20, "changed": 1, "would_change": [{"task": "a"}]},
+        "cgc-db": {"ok": 20, "changed": 0, "would_change": []},
+    },
+}
+IN_SYNC = {
+    **DRIFTED,
+    "verdict": "in-sync",
+    "changed_tasks": 0,
+    "hosts": {"cgc-db": {"would_change": []}},
+}
+DRIFT_CASES = {"drifted": DRIFTED, "in_sync": IN_SYNC, "failed": {"verdict": "failed"}, "none": {}}
+
+RENDER_PLAYBOOK = """
+- name: Render the monitoring role's Prometheus files
+  hosts: localhost
+  gather_facts: false
+  vars_files: [{defaults}, {vars_main}, {vars_debian}]
+  tasks:
+    - name: Rules, configuration
+      ansible.builtin.template:
+        src: "{templates}/{{{{ item.src }}}}"
+        dest: "{out}/{{{{ item.dest }}}}"
+        mode: "0644"
+      loop:
+        - {{src: cachedapp.rules.yml.j2, dest: rules.yml}}
+        - {{src: prometheus.yml.j2, dest: prometheus.yml}}
+    - name: Drift verdicts
+      ansible.builtin.template:
+        src: "{templates}/drift.prom.j2"
+        dest: "{out}/drift-{{{{ item.key }}}}.prom"
+        mode: "0644"
+      loop: "{{{{ drift_cases | dict2items }}}}"
+      vars:
+        __monitoring_drift_report: "{{{{ item.value }}}}"
+        __monitoring_drift_stat: {{stat: {{exists: true, mtime: 1795902000}}}}
+"""
+
+
+def promtool() -> str:
+    found = os.environ.get("PROMTOOL") or shutil.which("promtool") or "/usr/bin/promtool"
+    if not Path(found).is_file():
+        pytest.fail(
+            "promtool not found: install Debian's prometheus package (it ships promtool) "
+            "or point PROMTOOL at one"
+        )
+    return found
+
+
+def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("monitoring")
+    playbook = out / "render.yml"
+    playbook.write_text(
+        RENDER_PLAYBOOK.format(
+            defaults=ROLE / "defaults/main.yml",
+            vars_main=ROLE / "vars/main.yml",
+            vars_debian=ROLE / "vars/Debian.yml",
+            templates=ROLE / "templates",
+            out=out,
+        )
+    )
+    extra = {
+        **RULE_VARS,
+        "ansible_python_interpreter": sys.executable,
+        "drift_cases": DRIFT_CASES,
+        "monitoring_drift_report_file": "/x/latest.json",
+        # promtool resolves the rule file the configuration names.
+        "__monitoring_rules_file": str(out / "rules.yml"),
+    }
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+         "-e", json.dumps(extra)],
+        capture_output=True, text=True, cwd=REPO, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def test_promtool_accepts_the_rules_and_the_configuration(rendered: Path) -> None:
+    rules = run(promtool(), "check", "rules", str(rendered / "rules.yml"))
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    config = run(promtool(), "check", "config", str(rendered / "prometheus.yml"))
+    assert config.returncode == 0, config.stdout + config.stderr
+
+
+def test_every_alert_the_role_names_is_a_rule(rendered: Path) -> None:
+    rules = yaml.safe_load((rendered / "rules.yml").read_text())
+    alerts = [r["alert"] for g in rules["groups"] for r in g["rules"]]
+    names = yaml.safe_load((ROLE / "vars/main.yml").read_text())["__monitoring_alert_names"]
+    assert sorted(alerts) == sorted(names)
+
+
+def test_every_web_host_and_exporter_is_scraped(rendered: Path) -> None:
+    config = yaml.safe_load((rendered / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"prometheus", "node", "cachedapp", "nginx_log", "redis", "postgres"}
+    app = [(s["labels"]["host"], s["targets"]) for s in jobs["cachedapp"]["static_configs"]]
+    assert app == [("cgc-web-1", ["10.230.80.101:80"]), ("cgc-web-2", ["10.230.80.102:80"])]
+    assert jobs["redis"]["static_configs"][0]["labels"]["host"] == "10.230.80.11"
+
+
+# Alert tests: series sampled every minute; `for: 1m`, rates over 5m.
+WEB1 = 'host="cgc-web-1", instance="10.230.80.101:80", job="cachedapp"'
+RULE_TESTS: dict[str, Any] = {
+    "evaluation_interval": "1m",
+    "tests": [
+        {
+            "interval": "1m",
+            "input_series": [
+                # web-1 stops answering at minute 3; web-2 keeps answering.
+                {"series": f"up{{{WEB1}}}", "values": "1 1 1 0 0 0 0 0"},
+                {
+                    "series": 'up{host="cgc-web-2", instance="10.230.80.102:80", job="cachedapp"}',
+                    "values": "1x8",
+                },
+                # Redis goes down at minute 3 (the exporter stays up).
+                {"series": 'redis_up{host="cache", job="redis"}', "values": "1 1 1 0 0 0 0 0"},
+                {"series": 'up{host="cache", job="redis"}', "values": "1x8"},
+                # The PostgreSQL exporter itself disappears at minute 3.
+                {"series": 'pg_up{host="db", job="postgres"}', "values": "1x8"},
+                {"series": 'up{host="db", job="postgres"}', "values": "1 1 1 0 0 0 0 0"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "3m", "alertname": "CachedappHostDown", "exp_alerts": []},
+                {
+                    "eval_time": "5m",
+                    "alertname": "CachedappHostDown",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "critical",
+                                "host": "cgc-web-1",
+                                "instance": "10.230.80.101:80",
+                                "job": "cachedapp",
+                            },
+                            "exp_annotations": {
+                                "summary": "web host cgc-web-1 does not answer /metrics"
+                                " through nginx"
+                            },
+                        }
+                    ],
+                },
+                {"eval_time": "2m", "alertname": "RedisDown", "exp_alerts": []},
+                {
+                    "eval_time": "5m",
+                    "alertname": "RedisDown",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "critical", "host": "cache", "job": "redis"},
+                            "exp_annotations": {
+                                "summary": "Redis cache is down: the app answers from the database"
+                                " (fail-open)"
+                            },
+                        }
+                    ],
+                },
+                {
+                    "eval_time": "5m",
+                    "alertname": "PostgresDown",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "critical", "host": "db", "job": "postgres"},
+                            "exp_annotations": {
+                                "summary": "PostgreSQL db is down: cold keys answer 503,"
+                                " warm ones stale"
+                            },
+                        }
+                    ],
+                },
+            ],
+        },
+        {
+            # The app: 90 % hits for 10 minutes, then 30 %; stale answers, database
+            # timeouts and Redis errors from minute 10; nginx 503s from minute 10.
+            "interval": "1m",
+            "input_series": [
+                {
+                    "series": f'cachedapp_cache_results_total{{{WEB1}, result="hit"}}',
+                    "values": "0+90x10 930+30x19",
+                },
+                {
+                    "series": f'cachedapp_cache_results_total{{{WEB1}, result="miss"}}',
+                    "values": "0+10x10 170+70x19",
+                },
+                {
+                    "series": f'cachedapp_cache_results_total{{{WEB1}, result="stale"}}',
+                    "values": "0x10 1+1x19",
+                },
+                {
+                    "series": f'cachedapp_db_errors_total{{{WEB1}, kind="timeout"}}',
+                    "values": "0x10 1+1x19",
+                },
+                {
+                    "series": f'cachedapp_redis_errors_total{{{WEB1}, kind="connection"}}',
+                    "values": "0x10 1+1x19",
+                },
+                {
+                    "series": 'nginx_http_responses_total{host="cgc-web-1", status="200"}',
+                    "values": "0+100x30",
+                },
+                {
+                    "series": 'nginx_http_responses_total{host="cgc-web-1", status="503"}',
+                    "values": "0x10 20+20x19",
+                },
+            ],
+            "alert_rule_test": [
+                *(
+                    {"eval_time": "9m", "alertname": name, "exp_alerts": []}
+                    for name in (
+                        "CacheHitRatioLow",
+                        "StaleAnswersServed",
+                        "DatabaseErrors",
+                        "RedisErrorsInApp",
+                        "Http5xxRateHigh",
+                    )
+                ),
+                {
+                    # 30 hits of 101 lookups a minute (stale answers count as lookups).
+                    "eval_time": "20m",
+                    "alertname": "CacheHitRatioLow",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "warning"},
+                            "exp_annotations": {"summary": "cache hit ratio 29.7% is below 80.0 %"},
+                        }
+                    ],
+                },
+                {
+                    "eval_time": "20m",
+                    "alertname": "StaleAnswersServed",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "warning", "host": "cgc-web-1"},
+                            "exp_annotations": {"summary": "cgc-web-1 serves stale answers"},
+                        }
+                    ],
+                },
+                {
+                    "eval_time": "20m",
+                    "alertname": "DatabaseErrors",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "critical",
+                                "host": "cgc-web-1",
+                                "kind": "timeout",
+                            },
+                            "exp_annotations": {"summary": "cgc-web-1: database timeout errors"},
+                        }
+                    ],
+                },
+                {
+                    "eval_time": "20m",
+                    "alertname": "RedisErrorsInApp",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "warning",
+                                "host": "cgc-web-1",
+                                "kind": "connection",
+                            },
+                            "exp_annotations": {
+                                "summary": "cgc-web-1: Redis connection errors in the app"
+                                " (it answered from the database)"
+                            },
+                        }
+                    ],
+                },
+                {
+                    "eval_time": "20m",
+                    "alertname": "Http5xxRateHigh",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "critical", "host": "cgc-web-1"},
+                            "exp_annotations": {
+                                "summary": "cgc-web-1 answers 16.67% of requests with 5xx"
+                            },
+                        }
+                    ],
+                },
+            ],
+        },
+        {
+            # Drift verdicts as the monitor host's node_exporter publishes them.
+            "interval": "1m",
+            "input_series": [
+                {"series": 'cgc_drift_verdict{verdict="in_sync"}', "values": "1 1 0 0 0 0"},
+                {"series": 'cgc_drift_verdict{verdict="drift"}', "values": "0 0 1 1 1 1"},
+                {"series": 'cgc_drift_verdict{verdict="failed"}', "values": "0x6"},
+                {"series": "cgc_drift_report_timestamp_seconds", "values": "0 0 -200000x4"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "1m", "alertname": "DriftDetected", "exp_alerts": []},
+                {"eval_time": "1m", "alertname": "DriftCheckStale", "exp_alerts": []},
+                {
+                    "eval_time": "4m",
+                    "alertname": "DriftDetected",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "warning", "verdict": "drift"},
+                            "exp_annotations": {
+                                "summary": "the last drift check found drift: run site.yml to"
+                                " heal it (ARA and .ansible/drift/latest.json name the tasks)"
+                            },
+                        }
+                    ],
+                },
+                {"eval_time": "4m", "alertname": "DriftCheckFailed", "exp_alerts": []},
+                {
+                    "eval_time": "4m",
+                    "alertname": "DriftCheckStale",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "warning"},
+                            "exp_annotations": {
+                                "summary": "no drift check has reported for 2d 7h 37m 20s"
+                            },
+                        }
+                    ],
+                },
+            ],
+        },
+    ],
+}
+
+
+def test_each_alert_is_quiet_when_healthy_and_fires_when_its_condition_holds(
+    rendered: Path,
+) -> None:
+    tests = rendered / "rules.test.yml"
+    tests.write_text(yaml.safe_dump({"rule_files": ["rules.yml"], **RULE_TESTS}))
+    proc = run(promtool(), "test", "rules", str(tests))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def metrics(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_drift_verdicts_become_valid_metrics(rendered: Path) -> None:
+    for case in DRIFT_CASES:
+        text = (rendered / f"drift-{case}.prom").read_text()
+        lint = run(promtool(), "check", "metrics", stdin=text)
+        assert lint.returncode == 0, f"{case}: {lint.stdout}{lint.stderr}"
+
+    drifted = metrics((rendered / "drift-drifted.prom").read_text())
+    assert drifted == {
+        "cgc_drift_report_present": 1,
+        'cgc_drift_verdict{verdict="in_sync"}': 0,
+        'cgc_drift_verdict{verdict="drift"}': 1,
+        'cgc_drift_verdict{verdict="failed"}': 0,
+        "cgc_drift_report_timestamp_seconds": 1795902000,  # 2026-11-28T21:40:00Z
+        "cgc_drift_hosts_changed": 2,
+        "cgc_drift_changed_tasks": 3,
+    }
+    in_sync = metrics((rendered / "drift-in_sync.prom").read_text())
+    assert in_sync['cgc_drift_verdict{verdict="in_sync"}'] == 1
+    assert in_sync["cgc_drift_hosts_changed"] == 0
+    failed = metrics((rendered / "drift-failed.prom").read_text())
+    assert failed['cgc_drift_verdict{verdict="failed"}'] == 1
+    # No finished time in the report: the report file's modification time.
+    assert failed["cgc_drift_report_timestamp_seconds"] == 1795902000
+    assert metrics((rendered / "drift-none.prom").read_text()) == {"cgc_drift_report_present": 0}
