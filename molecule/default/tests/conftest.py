@@ -86,13 +86,22 @@ def http_get(path: str, timeout: float = 30, scheme: str = "https") -> Response:
 
 
 def _inventory() -> dict[str, Any]:
-    out = subprocess.run(
-        ["ansible-inventory", "-i", str(INVENTORY), "--list"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return _plain(json.loads(out))
+    """ansible-inventory --list. A source that fails to parse (the docker API slow
+    to answer on a loaded machine) fails the listing instead of leaving the
+    containers' groups empty; it is tried again a few times."""
+    env = {**os.environ, "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"}
+    for attempt in range(4):
+        proc = subprocess.run(
+            ["ansible-inventory", "-i", str(INVENTORY), "--list"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return _plain(json.loads(proc.stdout))
+        time.sleep(2 + 3 * attempt)
+    raise RuntimeError(f"ansible-inventory failed:\n{proc.stderr[-3000:]}")
 
 
 def _plain(value: Any) -> Any:
