@@ -110,6 +110,8 @@ class Instrument:
             cache, timings = environ.get(CACHE_KEY) or (BYPASS, None)
             if timings is None:
                 server_timing = f'app;dur={_ms(total)};desc="{cache}"'
+            elif timings.local:  # a hit from the worker's local tier: no Redis phase
+                server_timing = f'local;desc="in-process", app;dur={_ms(total)};desc="{cache}"'
             else:
                 server_timing = f"redis;dur={_ms(timings.redis)}, "
                 if timings.db:
