@@ -541,6 +541,22 @@ def meta(args: argparse.Namespace, conns: list[int]) -> dict[str, Any]:
     }
 
 
+def app_env(config: Path) -> dict[str, str]:
+    """The apps' environment (config file, no stray CACHEDAPP_*); slow_version() installed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CACHEDAPP_")}
+    env["CACHEDAPP_CONFIG"] = str(config)
+    out = subprocess.run(
+        [str(BIN / "cachedapp-db"), "install-schema", "--sleep", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode:
+        raise SystemExit(f"bench: install-schema failed: {out.stderr}")
+    return env
+
+
 def start(stack: Stack, variants: list[Variant], cold: bool) -> dict[str, str]:
     """The gunicorn instances the variants need, nginx, warm caches: name -> URL."""
     wanted = {v.upstream for v in variants} | ({"app"} if cold else set())
@@ -569,17 +585,7 @@ def start(stack: Stack, variants: list[Variant], cold: bool) -> dict[str, str]:
 def measure(work: Path, args: argparse.Namespace, conns: list[int]) -> int:
     config = work / "config.toml"
     write_config(config)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CACHEDAPP_")}
-    env["CACHEDAPP_CONFIG"] = str(config)
-    out = subprocess.run(
-        [str(BIN / "cachedapp-db"), "install-schema", "--sleep", "5"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode:
-        raise SystemExit(f"bench: install-schema failed: {out.stderr}")
+    env = app_env(config)
     variants = [v for v in VARIANTS if not args.only or re.search(args.only, v.name)]
     base = f"http://127.0.0.1:{NGINX_PORT}"
     stack = Stack(work, env)
