@@ -427,8 +427,54 @@ def cold_test(url: str, n: int, local_ttl: float) -> dict[str, Any]:
 # --- measuring and reporting -----------------------------------------------------------
 
 
-def sweep(targets: dict[str, str], conns: list[int], rounds: int, duration: float) -> list[Run]:
-    """Every variant at every concurrency, ``rounds`` times, interleaved."""
+def _queued(sock: Path) -> int:
+    """Connections waiting in a listening unix socket's accept queue (ss Recv-Q)."""
+    out = subprocess.run(["ss", "-xlnH"], capture_output=True, text=True, check=False).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if str(sock) in fields:
+            return int(fields[2])
+    return 0
+
+
+def _busy_seconds(master: int) -> float:
+    total = 0.0
+    with contextlib.suppress(OSError, ValueError):
+        for child in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def settle(work: Path, instance: str | None, limit: float = 30.0) -> float:
+    """Wait until the instance behind the last run is idle again: wrk's connections are
+    gone when it exits, but the requests already queued at gunicorn still run (a slow
+    style at 256 connections keeps its workers busy for seconds) and would be billed to
+    the next variant. Idle = empty accept queue and workers under 10 % of a CPU."""
+    if instance is None:
+        return 0.0
+    pid_file = work / f"{instance}.pid"
+    if not pid_file.exists():
+        return 0.0
+    master = int(pid_file.read_text())
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = _busy_seconds(master)
+        time.sleep(0.2)
+        if _queued(work / f"{instance}.sock") == 0 and _busy_seconds(master) - before < 0.02:
+            break
+    return time.monotonic() - start
+
+
+def sweep(
+    targets: dict[str, str],
+    conns: list[int],
+    rounds: int,
+    duration: int,
+    after: Any = lambda name: None,
+) -> list[Run]:
+    """Every variant at every concurrency, ``rounds`` times, interleaved; ``after(name)``
+    runs after each measurement (the bench's own stack: wait until it is idle)."""
     runs: list[Run] = []
     names = list(targets)
     total = rounds * len(conns) * len(names)
@@ -439,6 +485,7 @@ def sweep(targets: dict[str, str], conns: list[int], rounds: int, duration: floa
             for name in order:
                 rps, p50, p99, bad = wrk(targets[name], c, duration)
                 runs.append(Run(name, c, rnd, rps, p50, p99, bad))
+                after(name)
                 done += 1
                 print(
                     f"bench: [{done}/{total}] {name} c={c}: {rps:.0f} req/s, "
@@ -592,7 +639,10 @@ def measure(work: Path, args: argparse.Namespace, conns: list[int]) -> int:
     doc: dict[str, Any] = {"meta": meta(args, conns)}
     try:
         targets = start(stack, variants, cold=bool(args.cold))
-        runs = sweep(targets, conns, args.rounds, args.duration)
+        upstream = {v.name: v.upstream for v in variants}
+        runs = sweep(
+            targets, conns, args.rounds, args.duration, lambda n: settle(work, upstream[n])
+        )
         doc["runs"] = [asdict(r) for r in runs]
         doc["medians"] = medians(runs, list(targets), conns)
         cold: dict[str, Any] = {}
