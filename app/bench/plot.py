@@ -32,7 +32,7 @@ STYLE = {  # variant -> (colour, line style, marker)
 def draw(doc: dict[str, Any], path: Path) -> None:
     rows = doc["medians"]
     names = list(dict.fromkeys(row["variant"] for row in rows))
-    fig, (ax_rps, ax_p99) = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")
+    fig, (ax_rps, ax_p99) = plt.subplots(1, 2, figsize=(13, 6), layout="constrained")
     for name in names:
         mine = sorted((r for r in rows if r["variant"] == name), key=lambda r: r["conns"])
         conns = [r["conns"] for r in mine]
@@ -51,7 +51,8 @@ def draw(doc: dict[str, Any], path: Path) -> None:
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.set_xticks(doc["meta"]["conns"], [str(c) for c in doc["meta"]["conns"]])
-    ax_rps.legend(fontsize=8, loc="lower right")
+    handles, labels = ax_rps.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=5, fontsize=8)
     meta = doc["meta"]
     fig.suptitle(
         f"make bench, {meta['date']} ({meta['cpus']} CPUs, {meta['rounds']} interleaved "
