@@ -64,7 +64,7 @@ demo: deps ## bring the local stack up and show one MISS and one HIT
 	scripts/demo-report.sh
 
 # make bench [BENCH_ARGS=--quick]: the app (edge cache on/off, Redis plaintext/TLS)
-# against peer style, original style and static nginx, ~8 min (--quick ~1.5 min).
+# against peer style, original style and static nginx, ~10 min (--quick ~1.5 min).
 # make bench URL=https://127.0.0.1:8443/: the same sweep on a running stack's page.
 bench: venv ## benchmark (URL=... measures a running stack; BENCH_ARGS=--quick)
 	app/scripts/bench.sh $(URL) $(BENCH_ARGS)

@@ -6,7 +6,7 @@
 # 16, 64 and 256 connections, interleaved; then 50 concurrent cold requests with the
 # edge off and on (1 DB execution, slowest <= 6 s with the real 5 s sleep). Prints the
 # table (medians, ratios vs peer style and vs static), the Redis TLS cost, and writes
-# bench.json + bench.png (app/.cache/bench, or --out DIR). About 8 minutes.
+# bench.json + bench.png (app/.cache/bench, or --out DIR). About 10 minutes.
 #   bench.sh [run_bench.py options]   e.g. --quick (16 and 64 connections, 1 round, ~1 min)
 #   bench.sh URL [options]            measure a running stack's page the same way
 #                                     (e.g. https://127.0.0.1:8443/)
