@@ -63,8 +63,11 @@ demo: deps ## bring the local stack up and show one MISS and one HIT
 	ansible-playbook site.yml
 	scripts/demo-report.sh
 
-bench: deps ## benchmark: cached vs reference-style vs static nginx
-	app/scripts/bench.sh
+# make bench [BENCH_ARGS=--quick]: the app (edge cache on/off, Redis plaintext/TLS)
+# against peer style, original style and static nginx, ~10 min (--quick ~1.5 min).
+# make bench URL=https://127.0.0.1:8443/: the same sweep on a running stack's page.
+bench: venv ## benchmark (URL=... measures a running stack; BENCH_ARGS=--quick)
+	app/scripts/bench.sh $(URL) $(BENCH_ARGS)
 
 drift: venv ## check+diff over site.yml; exit 0 = in sync, 2 = drifted
 	scripts/drift.sh

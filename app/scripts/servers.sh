@@ -44,7 +44,8 @@ is_root() { [[ $(id -u) -eq 0 ]]; }
 # run_as USER CMD...: as root drop to USER, otherwise run as ourselves.
 run_as() {
   local user=$1; shift
-  if is_root; then runuser -u "$user" -- "$@"; else "$@"; fi
+  # from / : the caller's directory may be one USER cannot enter (a 0700 checkout)
+  if is_root; then (cd / && runuser -u "$user" -- "$@"); else "$@"; fi
 }
 
 owner_for() { if is_root && id "$1" >/dev/null 2>&1; then echo "$1"; else id -un; fi; }

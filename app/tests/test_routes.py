@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import requests
+from cachedapp.web import PageRenderer
+from jinja2 import Environment, PackageLoader
 from prometheus_client.parser import text_string_to_metric_families
 from support import concurrent
 
@@ -74,3 +79,57 @@ def test_metrics_are_aggregated_across_workers(stack):
         and ("route", "/api/version") in labels
     ]
     assert max(buckets) == 31  # the +Inf bucket holds every request
+
+
+def test_page_renderer_fills_the_per_request_figures():
+    """The pre-rendered page with its holes filled is byte for byte the full render."""
+    env = Environment(loader=PackageLoader("cachedapp"), autoescape=True)
+    pages = PageRenderer(env.get_template("page.html"))
+    base = {
+        "version": "PostgreSQL 15 <&>",
+        "db_host": "db.internal",
+        "cache": "HIT",
+        "fetched_at": "2026-01-01T00:00:00+00:00",
+        "served_by": "web-1",
+    }
+    for model in (
+        {**base, "elapsed_ms": 0.42, "age_s": 1.5},
+        {**base, "elapsed_ms": 12.0, "age_s": 30.25},  # same value: the memo is reused
+        {**base, "cache": "STALE", "elapsed_ms": 3.1, "age_s": 61.0},  # another status
+    ):
+        full = pages.render({"error": None, "status": model["cache"], **model})
+        assert pages.page(model) == full
+        assert f"{model['elapsed_ms']} ms" in full
+        assert "PostgreSQL 15 &lt;&amp;&gt;" in full
+
+
+def test_fast_path_and_flask_answer_alike(stack):
+    """GETs of the page and the JSON are answered before Flask; HEAD goes through
+    Flask: both carry the same headers, and the JSON is what jsonify writes."""
+    app = stack(workers=1)
+    assert app.get().cache == "MISS"
+    for path, content_type in (
+        ("/", "text/html; charset=utf-8"),
+        ("/api/version", "application/json"),
+    ):
+        got = requests.get(f"{app.url}{path}", timeout=10)
+        head = requests.head(f"{app.url}{path}", timeout=10)
+        for reply in (got, head):
+            assert reply.status_code == 200
+            assert reply.headers["Content-Type"] == content_type
+            assert reply.headers["Cache-Control"] == "no-store"
+            assert reply.headers["X-Cache"] == "HIT"
+            assert "app;dur=" in reply.headers["Server-Timing"]
+        assert int(got.headers["Content-Length"]) == len(got.content)
+    body = requests.get(f"{app.url}/api/version", timeout=10).text
+    assert body.endswith("}\n")
+    assert body == json.dumps(json.loads(body), separators=(",", ":")) + "\n"
+    assert list(json.loads(body)) == [
+        "version",
+        "db_host",
+        "cache",
+        "elapsed_ms",
+        "age_s",
+        "fetched_at",
+        "served_by",
+    ]

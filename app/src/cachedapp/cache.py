@@ -21,6 +21,12 @@ Per request, by the age of what Redis holds:
   CacheUnavailable (the app answers 503).
 - Redis fails or times out (or its circuit breaker is open): BYPASS, answered from the
   DB; concurrent bypasses in one process share one DB query.
+
+In front of Redis, each worker process keeps a small local tier (:class:`LocalTier`):
+a fresh value read from or written to Redis is kept for at most ``local_ttl`` seconds
+(and never past its own freshness, ``created + ttl``), so most hits skip the Redis
+round trip. Only fresh values enter it; anything stale, missing or failing goes the
+Redis way above, so every other semantic is unchanged.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class Timings:
     redis: float = 0.0
     db: float = 0.0
     wait: float = 0.0
+    local: bool = False  # answered from the worker's local tier (no Redis round trip)
 
 
 @dataclass
@@ -101,6 +108,59 @@ class _Lookup:
     entry: _Entry | None = None  # what Redis held (possibly stale)
 
 
+class LocalTier:
+    """A worker's in-process copy of fresh values, shared by its threads.
+
+    Bounded in size (oldest stored first out) and in age: an entry is served for at
+    most ``max_age`` seconds after it was stored, and never once its value is no
+    longer fresh (``created + ttl``, the same judgement as a Redis hit). Keyed by the
+    full Redis key, namespace and key version included. ``max_age`` 0 disables it.
+    Reads take no lock (a dict lookup is atomic); writes do.
+    """
+
+    def __init__(
+        self,
+        max_age: float,
+        max_items: int,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.max_age = max_age
+        self.max_items = max_items
+        self._clock = clock
+        self._wall = wall
+        self._items: dict[str, tuple[float, _Entry]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, ttl: float) -> _Entry | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        stored, entry = item
+        if self._clock() - stored < self.max_age and self._wall() - entry.created < ttl:
+            return entry
+        with self._lock:
+            if self._items.get(key) is item:
+                del self._items[key]
+        return None
+
+    def put(self, key: str, entry: _Entry) -> None:
+        if self.max_age <= 0:
+            return
+        with self._lock:
+            self._items.pop(key, None)
+            self._items[key] = (self._clock(), entry)
+            while len(self._items) > self.max_items:
+                del self._items[next(iter(self._items))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 def _decode(raw: bytes | None) -> _Entry | None:
     if raw is None:
         return None
@@ -141,9 +201,12 @@ class SingleFlight:
 
 
 class Cache:
-    def __init__(self, settings: CacheSettings, gateway: RedisGateway) -> None:
+    def __init__(
+        self, settings: CacheSettings, gateway: RedisGateway, local: LocalTier | None = None
+    ) -> None:
         self.settings = settings
         self.gateway = gateway
+        self.local = local or LocalTier(settings.local_ttl, settings.local_max_items)
         self.life_ms = int(
             (settings.ttl + max(settings.stale_while_revalidate, settings.stale_if_error)) * 1000
         )
@@ -164,15 +227,23 @@ class Cache:
 
     def get(self, item: str, compute: Callable[[], dict[str, Any]]) -> Result:
         """The value for ``item``, from Redis when possible, else from ``compute()``."""
-        lk = _Lookup(item, self.keys(item), compute, Timings())
+        keys = self.keys(item)
+        if self.local.max_age > 0:
+            local = self.local.get(keys.value, self.settings.ttl)
+            if local is not None:
+                metrics.results["hit"].inc()
+                metrics.local_hits.inc()
+                return Result(local.value, HIT, local.created, Timings(local=True))
+        lk = _Lookup(item, keys, compute, Timings())
         try:
-            raw = self._redis(lk, lambda c: c.get(lk.keys.value))
+            raw = self._redis(lk, lambda c: c.get(keys.value))
         except RedisUnavailable:
             return self._bypass(lk)
         entry = lk.entry = _decode(raw)
         if entry is not None:
             age = time.time() - entry.created
             if age < self.settings.ttl:
+                self.local.put(keys.value, entry)
                 metrics.results["hit"].inc()
                 return Result(entry.value, HIT, entry.created, lk.timings)
             if age < self.settings.ttl + self.settings.stale_while_revalidate:
@@ -205,6 +276,7 @@ class Cache:
                 return self._bypass(lk)
             fresh = _decode(raw)
             if fresh is not None and time.time() - fresh.created < self.settings.ttl:
+                self.local.put(lk.keys.value, fresh)
                 metrics.results["hit"].inc()
                 return Result(fresh.value, HIT, fresh.created, lk.timings)
             if error is not None:
@@ -241,6 +313,7 @@ class Cache:
             except RedisUnavailable:
                 metrics.results["bypass"].inc()
                 return Result(value, BYPASS, created, lk.timings)
+            self.local.put(lk.keys.value, _Entry(created, value))
             metrics.results["miss"].inc()
             return Result(value, MISS, created, lk.timings)
         finally:

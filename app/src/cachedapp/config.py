@@ -132,6 +132,8 @@ SCHEMA: dict[tuple[str, str], tuple[type, Any, Callable[[Any], str | None] | Non
     ("cache", "lock_timeout"): (float, 15.0, _positive),
     ("cache", "wait_timeout"): (float, 6.0, _non_negative),
     ("cache", "error_backoff"): (float, 2.0, _non_negative),
+    ("cache", "local_ttl"): (float, 1.0, _between(0, 60)),
+    ("cache", "local_max_items"): (int, 64, _between(1, 100000)),
     ("app", "log_level"): (str, "INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
 }
 
@@ -182,6 +184,8 @@ class CacheSettings:
     lock_timeout: float
     wait_timeout: float
     error_backoff: float
+    local_ttl: float  # seconds a worker keeps a fresh value in process (0: off)
+    local_max_items: int
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,11 @@ cache_results = Counter(
     "bypass (Redis unavailable, answered from the DB)",
     ["result"],
 )
+local_hits = Counter(
+    "cachedapp_cache_local_hits_total",
+    "Hits answered from the worker's in-process tier, without a Redis round trip "
+    "(a subset of result=hit)",
+)
 db_executions = Counter("cachedapp_db_executions_total", "slow_version() executions started")
 db_errors = Counter("cachedapp_db_errors_total", "Database errors", ["kind"])
 redis_errors = Counter("cachedapp_redis_errors_total", "Redis errors (fail-open)", ["kind"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +27,10 @@ EXTENSION = "cachedapp"
 ROUTES = frozenset({"/", "/app", "/api/version", "/healthz", "/readyz", "/metrics"})
 START_KEY = "cachedapp.start"  # WSGI environ keys shared by the views and Instrument
 CACHE_KEY = "cachedapp.cache"  # (X-Cache status, Timings or None)
+FAILED_KEY = "cachedapp.failed"  # the exception of a lookup made before Flask
+API_PATH = "/api/version"
+FAST_PATHS = frozenset({"/", "/app", API_PATH})  # GETs answered without Flask on success
+HTML = "text/html; charset=utf-8"
 # The generic reasons public answers give (/readyz); the details go to the log.
 DB_UNAVAILABLE = "database unavailable"
 CACHE_UNAVAILABLE = "cache unavailable"
@@ -64,17 +70,64 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-def _view_model(result: Result, svc: Services) -> dict[str, Any]:
-    now = time.time()
+_fetched_at: tuple[float, str] = (0.0, "")  # the last (created, ISO text): one value, many hits
+
+
+def _iso(created: float) -> str:
+    global _fetched_at  # noqa: PLW0603 (a one-entry memo; tuple assignment is atomic)
+    last = _fetched_at
+    if last[0] != created:
+        last = _fetched_at = (
+            created,
+            datetime.fromtimestamp(created, UTC).isoformat("T", "seconds"),
+        )
+    return last[1]
+
+
+def _view_model(result: Result, svc: Services, start: float) -> dict[str, Any]:
     return {
         "version": result.value.get("version"),
         "db_host": result.value.get("db_host"),
         "cache": result.status,
-        "elapsed_ms": _ms(time.perf_counter() - request.environ[START_KEY]),
-        "age_s": round(max(0.0, now - result.created), 3),
-        "fetched_at": datetime.fromtimestamp(result.created, UTC).isoformat(timespec="seconds"),
+        "elapsed_ms": _ms(time.perf_counter() - start),
+        "age_s": round(max(0.0, time.time() - result.created), 3),
+        "fetched_at": _iso(result.created),
         "served_by": svc.hostname,
     }
+
+
+_HOLE = re.compile("\x00(elapsed_ms|age_s)\x00")
+
+
+class PageRenderer:
+    """The page template, rendered once per (value, status) with markers where the
+    per-request figures go (time taken, value age); each request fills them in.
+    The compiled template is rendered in a shared context: no per-request template
+    lookup, context processors, signals or copy of Flask's globals (the page uses none
+    of them)."""
+
+    def __init__(self, template: Any) -> None:
+        self.template = template
+        self._last: tuple[tuple[Any, ...], list[str]] = ((), [])
+
+    def render(self, variables: dict[str, Any]) -> str:
+        return "".join(self.template.root_render_func(self.template.new_context(variables, True)))
+
+    def page(self, model: dict[str, Any]) -> str:
+        key = (model["cache"], model["fetched_at"], model["version"], model["db_host"])
+        last = self._last
+        if last[0] != key:
+            holes = {name: f"\x00{name}\x00" for name in ("elapsed_ms", "age_s")}
+            text = self.render({"error": None, "status": model["cache"], **model, **holes})
+            last = self._last = (key, _HOLE.split(text))
+        parts = last[1]
+        # literal, hole name, literal, hole name, ..., literal
+        return "".join(part if i % 2 == 0 else str(model[part]) for i, part in enumerate(parts))
+
+
+def _json_body(model: dict[str, Any]) -> bytes:
+    """What Flask's jsonify writes (compact, ASCII, keys in order, a final newline)."""
+    return (json.dumps(model, separators=(",", ":")) + "\n").encode()
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -85,8 +138,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     svc = Services(settings)
     app.extensions[EXTENSION] = svc
-    app.wsgi_app = Instrument(app.wsgi_app)  # type: ignore[method-assign]
-    _register_routes(app, svc)
+    pages = PageRenderer(app.jinja_env.get_template("page.html"))
+    app.wsgi_app = Instrument(app.wsgi_app, svc, pages)  # type: ignore[method-assign]
+    _register_routes(app, svc, pages)
     _register_errors(app, svc)
     return app
 
@@ -97,10 +151,23 @@ StartResponse = Callable[..., Any]
 class Instrument:
     """WSGI layer around the Flask app: X-Cache and Server-Timing on every response
     (whatever produced it) and the latency histogram, with no per-request Flask
-    hooks. Views leave ``(status, timings)`` in ``environ[CACHE_KEY]``."""
+    hooks. Views leave ``(status, timings)`` in ``environ[CACHE_KEY]``.
 
-    def __init__(self, wsgi_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]):
+    The hot path, a GET of the page or of /api/version that the cache answers, is
+    served here without Flask's request machinery (context, URL matching, session,
+    Response object: about a third of a hit's Python work). Anything else, or a
+    lookup that raised, goes through Flask; a failed lookup is not repeated: the view
+    re-raises it (``environ[FAILED_KEY]``) for Flask's error handlers."""
+
+    def __init__(
+        self,
+        wsgi_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+        svc: Services,
+        pages: PageRenderer,
+    ):
         self.wsgi_app = wsgi_app
+        self.svc = svc
+        self.pages = pages
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         start = environ[START_KEY] = time.perf_counter()
@@ -110,6 +177,8 @@ class Instrument:
             cache, timings = environ.get(CACHE_KEY) or (BYPASS, None)
             if timings is None:
                 server_timing = f'app;dur={_ms(total)};desc="{cache}"'
+            elif timings.local:  # a hit from the worker's local tier: no Redis phase
+                server_timing = f'local;desc="in-process", app;dur={_ms(total)};desc="{cache}"'
             else:
                 server_timing = f"redis;dur={_ms(timings.redis)}, "
                 if timings.db:
@@ -123,36 +192,53 @@ class Instrument:
             metrics.observe_latency(path if path in ROUTES else "unmatched", total)
             return start_response(status, headers, exc_info)
 
+        path = environ.get("PATH_INFO")
+        if environ.get("REQUEST_METHOD") == "GET" and path in FAST_PATHS:
+            try:
+                result = self.svc.lookup()
+            except Exception as exc:  # handed to Flask's error handlers
+                environ[FAILED_KEY] = exc
+            else:
+                environ[CACHE_KEY] = (result.status, result.timings)
+                model = _view_model(result, self.svc, start)
+                if path == API_PATH:
+                    body, content_type = _json_body(model), "application/json"
+                else:
+                    body, content_type = self.pages.page(model).encode(), HTML
+                headers = [
+                    ("Content-Type", content_type),
+                    ("Content-Length", str(len(body))),
+                    ("Cache-Control", "no-store"),
+                ]
+                instrumented("200 OK", headers)
+                return [body]
         return self.wsgi_app(environ, instrumented)
 
 
-def _register_routes(app: Flask, svc: Services) -> None:
+def _register_routes(app: Flask, svc: Services, pages: PageRenderer) -> None:
+    # GETs of these routes are answered by Instrument; Flask serves the rest (HEAD)
+    # and the errors (a lookup that failed there is re-raised here, not repeated).
     def lookup() -> Result:
+        failed = request.environ.pop(FAILED_KEY, None)
+        if failed is not None:
+            raise failed
         result = svc.lookup()
         request.environ[CACHE_KEY] = (result.status, result.timings)
         return result
 
-    # The compiled template rendered in a shared context: no per-request template
-    # lookup, context processors, signals or copy of Flask's globals (the page uses
-    # none of them). Halves the render's cost on the hit path.
-    page_template = app.jinja_env.get_template("page.html")
-
-    def render_page(variables: dict[str, Any]) -> str:
-        context = page_template.new_context(variables, shared=True)
-        return "".join(page_template.root_render_func(context))
-
     @app.get("/")
     @app.get("/app")
     def page() -> Response:
-        model = _view_model(lookup(), svc)
-        body = render_page({"error": None, "status": model["cache"], **model})
+        result = lookup()
+        body = pages.page(_view_model(result, svc, request.environ[START_KEY]))
         response = Response(body, mimetype="text/html")
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    @app.get("/api/version")
+    @app.get(API_PATH)
     def api_version() -> Response:
-        response = jsonify(_view_model(lookup(), svc))
+        result = lookup()
+        response = jsonify(_view_model(result, svc, request.environ[START_KEY]))
         response.headers["Cache-Control"] = "no-store"
         return response
 
