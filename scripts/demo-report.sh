@@ -52,6 +52,8 @@ print(r.delete(*keys) if keys else 0)
 PY
 )
 
+# Each worker's in-process tier may keep its copy for cache.local_ttl (1 s).
+sleep 1.2
 read -r miss_cache miss_ms miss_timing < <(fetch "$URL")
 read -r hit_cache hit_ms hit_timing < <(fetch "$URL")
 

@@ -180,9 +180,12 @@ case $mode in
     redis_admin EVAL "local v = redis.call('GET', KEYS[1]); if not v then return 0 end;
       local d = cjson.decode(v); d['c'] = tonumber(ARGV[1]);
       redis.call('SET', KEYS[1], cjson.encode(d), 'KEEPTTL'); return 1" 1 "$key" "$aged" >/dev/null
+    # Each worker's in-process tier may hold the fresh copy for cache.local_ttl (1 s).
+    sleep 1.5
     load_start stale; sleep "$hold"; load_stop
     say "drop the cached answer (a cold key) while PostgreSQL is down"
     redis_admin DEL "$key" >/dev/null
+    sleep 1.5
     load_start cold; sleep 3; load_stop
     body_json=$(curl -s -m "$timeout" "$URL/api/version")
     body_html=$(curl -s -m "$timeout" -H 'Accept: text/html' "$URL/")

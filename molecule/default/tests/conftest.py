@@ -177,8 +177,14 @@ def live_release(web: Any) -> str:
     return web.check_output(f"readlink -f {CURRENT}")
 
 
+# The app's in-process tier (cache.local_ttl, 1 s by default) may answer from a
+# worker's copy for that long after the key left Redis.
+LOCAL_TIER_SECONDS = 1.0
+
+
 def flush_cache(web: Any) -> int:
-    """Delete the app's cache keys with the app's own Redis credentials."""
+    """Delete the app's cache keys with the app's own Redis credentials, then wait
+    out the workers' in-process copies, so the next request is really cold."""
     script = (
         "import redis, tomllib\n"
         f"c = tomllib.load(open('{CONFIG}', 'rb'))['redis']\n"
@@ -187,7 +193,9 @@ def flush_cache(web: Any) -> int:
         "keys = list(r.scan_iter(match='cachedapp:*', count=1000))\n"
         "print(r.delete(*keys) if keys else 0)\n"
     )
-    return int(web.check_output(f"{CURRENT}/venv/bin/python -c {_quote(script)}"))
+    deleted = int(web.check_output(f"{CURRENT}/venv/bin/python -c {_quote(script)}"))
+    time.sleep(LOCAL_TIER_SECONDS + 0.2)
+    return deleted
 
 
 def _quote(text: str) -> str:
