@@ -10,7 +10,9 @@ and Debian data), then:
   once the condition has held for ``for:``;
 - the drift verdict file (node_exporter textfile) rendered from reports in
   scripts/drift_report.py's format passes ``promtool check metrics`` and says what the
-  report says.
+  report says;
+- the role's input checks (run on this Debian 12 controller) pass good values and name
+  each bad one.
 
 promtool comes from Debian's ``prometheus`` package (PROMTOOL, else PATH, else
 /usr/bin/promtool); the test fails, not skips, without it.
@@ -431,3 +433,62 @@ def test_drift_verdicts_become_valid_metrics(rendered: Path) -> None:
     # No finished time in the report: the report file's modification time.
     assert failed["cgc_drift_report_timestamp_seconds"] == 1795902000
     assert metrics((rendered / "drift-none.prom").read_text()) == {"cgc_drift_report_present": 0}
+
+
+VALIDATE_PLAYBOOK = """
+- name: The monitoring role's input checks on this (Debian 12) controller
+  hosts: localhost
+  gather_facts: true
+  gather_subset: ["!all", "!min", distribution]
+  tasks:
+    - name: Preflight (per-distro data)
+      ansible.builtin.include_role:
+        name: monitoring
+        tasks_from: preflight
+    - name: Validate
+      ansible.builtin.include_role:
+        name: monitoring
+        tasks_from: validate
+"""
+
+
+def validate(tmp_path: Path, values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / "validate.yml"
+    playbook.write_text(VALIDATE_PLAYBOOK)
+    extra = {**values, "ansible_python_interpreter": sys.executable}
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+         "-e", json.dumps(extra)],
+        capture_output=True, text=True, cwd=REPO, env=env, check=False,
+    )  # fmt: skip
+
+
+def test_good_inputs_pass_the_checks(tmp_path: Path) -> None:
+    proc = validate(tmp_path, RULE_VARS)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_bad_inputs_are_refused_by_name(tmp_path: Path) -> None:
+    proc = validate(
+        tmp_path,
+        {
+            **RULE_VARS,
+            "monitoring_scrape_interval": "15",
+            "monitoring_hit_ratio_min": 1.5,
+            "monitoring_redis_address": "10.0.0.1",
+            "monitoring_postgres_password": "",
+            "monitoring_postgres_sslmode": "verify-full",
+        },
+    )
+    assert proc.returncode != 0
+    message = proc.stdout[proc.stdout.index("monitoring role: invalid input:") :]
+    for name in (
+        "monitoring_scrape_interval",
+        "monitoring_hit_ratio_min",
+        "monitoring_redis_address",
+        "monitoring_postgres_password",
+        "monitoring_postgres_sslmode",
+    ):
+        assert name in message, name
+    assert "monitoring_retention" not in message

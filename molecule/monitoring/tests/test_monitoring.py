@@ -6,18 +6,21 @@ alert leaving (scrape and evaluation every 2 s, `for: 4s`, molecule.yml).
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import requests
 from conftest import (
     HTTP_PORT,
+    ROOT,
     STACK,
     WEB_COUNT,
     alerts,
     api,
     container,
     docker,
+    playbook,
     publish_drift,
     query,
     systemctl,
@@ -110,3 +113,14 @@ def test_a_drifted_report_fires_until_an_in_sync_one(tmp_path: Path) -> None:
         )
     finally:
         publish_drift(None, tmp_path)  # the project's own report (or none) again
+
+
+def test_check_mode_changes_nothing_and_shows_no_secret() -> None:
+    """The monitoring plays in --check --diff on the converged stack: changed=0, no password."""
+    output = playbook(ROOT / "playbooks/monitoring.yml", "--check", "--diff")
+    changed = [int(n) for n in re.findall(r"\bchanged=(\d+)", output)]
+    assert changed, output[-2000:]
+    assert sum(changed) == 0, output[-4000:]
+    for name in ("redis_monitor_password", "db_monitor_password"):
+        secret = (ROOT / ".ansible" / "secrets" / name).read_text().strip()
+        assert secret not in output, name
