@@ -1,0 +1,50 @@
+"""ARA's callback, found through the project's ansible.cfg (no venv path in it).
+
+ansible.cfg lists this directory in `callback_plugins` (a path relative to the
+file) and enables `ara_default`, so every `ansible-playbook` that reads the
+project's ansible.cfg is recorded: site.yml, deploy, drift checks, teardowns,
+the day2 scenario's runs. The recording itself is ARA's own callback
+(ara.plugins.callback.ara_default, imported from whichever Python runs
+Ansible); this file only adds the project's defaults:
+
+- the embedded SQLite database lives in the project's run-state directory,
+  `.ansible/ara/ansible.sqlite` (git-ignored), unless ARA_BASE_DIR or
+  ARA_DATABASE_NAME say otherwise;
+- ARA_API_SERVER alone sends the runs to that ARA API server (the http client),
+  without also setting ARA_API_CLIENT=http;
+- with CGC_ARA_PLAYBOOK_ID_FILE set, the id of the run's ARA playbook record is
+  written to that file when the run starts (scripts/drift.sh reads it back).
+
+When the Python that runs Ansible has no `ara` package, Ansible skips this
+callback with a warning and the run goes on unrecorded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PROJECT = Path(__file__).resolve().parents[2]
+
+if not {"ARA_BASE_DIR", "ARA_DATABASE_NAME"} & os.environ.keys():
+    os.environ["ARA_BASE_DIR"] = str(_PROJECT / ".ansible" / "ara")
+if os.environ.get("ARA_API_SERVER") and not os.environ.get("ARA_API_CLIENT"):
+    os.environ["ARA_API_CLIENT"] = "http"
+
+# Ansible reads the options (api_client, default_labels, ...) from DOCUMENTATION.
+from ara.plugins.callback.ara_default import DOCUMENTATION  # noqa: E402, F401
+from ara.plugins.callback.ara_default import CallbackModule as _AraCallback  # noqa: E402
+
+
+class CallbackModule(_AraCallback):
+    """ARA's callback, enabled by name in ansible.cfg; reports its playbook id on request."""
+
+    CALLBACK_NAME = "ara_default"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def v2_playbook_on_start(self, playbook):  # type: ignore[no-untyped-def]
+        record = super().v2_playbook_on_start(playbook)
+        id_file = os.environ.get("CGC_ARA_PLAYBOOK_ID_FILE")
+        if id_file:
+            Path(id_file).write_text(f"{self.playbook['id']}\n", encoding="utf-8")
+        return record
