@@ -21,6 +21,8 @@ callback with a warning and the run goes on unrecorded.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -41,6 +43,12 @@ class CallbackModule(_AraCallback):
 
     CALLBACK_NAME = "ara_default"
     CALLBACK_NEEDS_ENABLED = True
+
+    def set_options(self, task_keys=None, var_options=None, direct=None):  # type: ignore[no-untyped-def]
+        # The embedded client brings the database schema up to date on start and
+        # Django prints its migration report to stdout; keep it out of the run's output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
     def v2_playbook_on_start(self, playbook):  # type: ignore[no-untyped-def]
         record = super().v2_playbook_on_start(playbook)
