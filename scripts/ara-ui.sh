@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 port="${ARA_UI_PORT:-8855}"
+command -v ara-manage >/dev/null || PATH="$PWD/.venv/bin:$PATH" # run outside make
 if [[ -n ${ARA_API_SERVER:-} ]]; then
   echo "ARA_API_SERVER is set: runs are recorded at $ARA_API_SERVER; open its UI there."
   exit 0
