@@ -4,7 +4,8 @@ ansible.cfg finds ARA's callback through plugins/callback/ara_default.py (no ven
 path written anywhere). A plain run is recorded into the embedded SQLite database
 (.ansible/ara/ by default; ARA_BASE_DIR moves it, as here, to keep the project's own
 history clean); with ARA_API_SERVER set, the same run goes to that ARA API server -
-a real `ara-manage runserver` here - and nothing is written locally.
+a real `ara-manage runserver` here - and nothing is written locally. An Ansible
+whose Python cannot import ara runs unrecorded, with a warning, instead of crashing.
 """
 
 from __future__ import annotations
@@ -162,3 +163,15 @@ def test_ara_api_server_setting_sends_runs_there(
     on_server = requests.get(f"{url}/api/v1/playbooks", timeout=30).json()["results"]
     assert [p["path"] for p in on_server] == [str(playbook[0])]
     assert not (embedded / "ansible.sqlite").exists(), "the run was also written locally"
+
+
+def test_run_without_ara_goes_on_unrecorded(playbook: tuple[Path, Path], tmp_path: Path) -> None:
+    """An `ara` that cannot be imported (shadowed on PYTHONPATH): a warning, no crash."""
+    shadow = tmp_path / "shadow" / "ara"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('ara is not installed here')\n")
+    env = base_env(PYTHONPATH=str(shadow.parent), ARA_BASE_DIR=str(tmp_path / "ara"))
+    output = run_playbook(playbook, env)
+    assert "ARA cannot be imported" in output
+    assert "this run is not recorded" in output
+    assert not (tmp_path / "ara" / "ansible.sqlite").exists()

@@ -15,8 +15,8 @@ Ansible); this file only adds the project's defaults:
 - with CGC_ARA_PLAYBOOK_ID_FILE set, the id of the run's ARA playbook record is
   written to that file when the run starts (scripts/drift.sh reads it back).
 
-When the Python that runs Ansible has no `ara` package, Ansible skips this
-callback with a warning and the run goes on unrecorded.
+When the Python that runs Ansible has no `ara` package, the callback disables
+itself with a warning and the run goes on unrecorded.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from pathlib import Path
 
 _PROJECT = Path(__file__).resolve().parents[2]
@@ -33,9 +34,22 @@ if not {"ARA_BASE_DIR", "ARA_DATABASE_NAME"} & os.environ.keys():
 if os.environ.get("ARA_API_SERVER") and not os.environ.get("ARA_API_CLIENT"):
     os.environ["ARA_API_CLIENT"] = "http"
 
-# Ansible reads the options (api_client, default_labels, ...) from DOCUMENTATION.
-from ara.plugins.callback.ara_default import DOCUMENTATION  # noqa: E402, F401
-from ara.plugins.callback.ara_default import CallbackModule as _AraCallback  # noqa: E402
+try:
+    # Ansible reads the options (api_client, default_labels, ...) from DOCUMENTATION.
+    from ara.plugins.callback.ara_default import DOCUMENTATION
+    from ara.plugins.callback.ara_default import CallbackModule as _AraCallback
+
+    _MISSING = ""
+except ImportError as exc:
+    from ansible.plugins.callback import CallbackBase as _AraCallback
+
+    DOCUMENTATION = """
+name: ara_default
+type: notification
+short_description: ARA's callback (ara is not installed for this Python; nothing recorded)
+description: [Stands in for ARA's callback when the ara package cannot be imported.]
+"""
+    _MISSING = str(exc)
 
 
 class CallbackModule(_AraCallback):
@@ -43,6 +57,17 @@ class CallbackModule(_AraCallback):
 
     CALLBACK_NAME = "ara_default"
     CALLBACK_NEEDS_ENABLED = True
+    CALLBACK_TYPE = "notification"
+    CALLBACK_VERSION = 2.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        if _MISSING:
+            self._display.warning(
+                f"ARA cannot be imported by {sys.executable} ({_MISSING}): this run is not "
+                "recorded. The project's venv has it (make venv; PATH=$PWD/.venv/bin:$PATH)."
+            )
+            self.disabled = True
 
     def set_options(self, task_keys=None, var_options=None, direct=None):  # type: ignore[no-untyped-def]
         # The embedded client brings the database schema up to date on start and
