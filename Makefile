@@ -41,7 +41,7 @@ image: docker ## the Debian 12 systemd base image (built locally, cached)
 	scripts/build-image.sh
 
 browser: ## Debian's chromium + chromedriver (the browser tests)
-	scripts/ensure-browser.sh
+	scripts/ensure-test-tools.sh browser
 
 deps: venv image ## everything the tests and the demo need
 
@@ -51,7 +51,8 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ruff check .
 	ruff format --check .
 
-test-unit: venv ## per-distro data, module unit tests (no containers)
+test-unit: venv ## per-distro data, module unit tests, drift timer/ARA tests (no containers)
+	scripts/ensure-test-tools.sh systemd
 	pytest -q tests
 
 test-app: venv ## the app's pytest suite against real PostgreSQL/Redis/Redis Cluster
