@@ -12,6 +12,8 @@ Ansible); this file only adds the project's defaults:
   ARA_DATABASE_NAME say otherwise;
 - ARA_API_SERVER alone sends the runs to that ARA API server (the http client),
   without also setting ARA_API_CLIENT=http;
+- when ARA cannot take the run (an unreachable API server), one warning and
+  the run goes on unrecorded;
 - with CGC_ARA_PLAYBOOK_ID_FILE set, the id of the run's ARA playbook record is
   written to that file when the run starts (scripts/drift.sh reads it back).
 
@@ -76,7 +78,13 @@ class CallbackModule(_AraCallback):
             super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
     def v2_playbook_on_start(self, playbook):  # type: ignore[no-untyped-def]
-        record = super().v2_playbook_on_start(playbook)
+        try:
+            record = super().v2_playbook_on_start(playbook)
+        except Exception as exc:  # any client error: the run must go on
+            # An unreachable or refusing ARA API server: one warning, not one per event.
+            self._display.warning(f"ARA could not record this run ({exc}); it goes on unrecorded.")
+            self.disabled = True
+            return None
         id_file = os.environ.get("CGC_ARA_PLAYBOOK_ID_FILE")
         if id_file:
             Path(id_file).write_text(f"{self.playbook['id']}\n", encoding="utf-8")
