@@ -238,7 +238,9 @@ def test_ui_shows_the_changed_task_on_the_cache(
         seen.append((cells[1], cells[4], cells[6]))
     SCREENSHOTS.mkdir(exist_ok=True)
     # Bootstrap scrolls smoothly: jump, so the picture shows the results table.
-    browser.execute_script("document.querySelector('table#results').scrollIntoView({behavior: 'instant'})")
+    browser.execute_script(
+        "document.querySelector('table#results').scrollIntoView({behavior: 'instant'})"
+    )
     browser.save_screenshot(str(SCREENSHOTS / "ara-drift-run.png"))
     assert seen, "the page lists no changed result"
     assert all(status == "CHANGED" for status, _, _ in seen), seen
