@@ -32,7 +32,6 @@ from typing import Any, Protocol
 from ara.clients.utils import get_client
 
 PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_UI = "http://127.0.0.1:8855"  # `make ara` (ARA_UI_PORT)
 REPORT_SCHEMA = 1
 EXIT = {"in-sync": 0, "drifted": 2, "failed": 1}
 # Values never written to the report (the same spirit as ARA's ignored_arguments).
@@ -73,7 +72,8 @@ def ara_client(settings: dict[str, str]) -> AraClient:
 
 
 def ui_url(settings: dict[str, str], playbook_id: int) -> str:
-    base = settings.get("server") or os.environ.get("ARA_UI_URL", DEFAULT_UI)
+    # `make ara` serves the embedded database on this port (ARA_UI_PORT, default 8855).
+    base = settings.get("server") or f"http://127.0.0.1:{os.environ.get('ARA_UI_PORT', '8855')}"
     return f"{base.rstrip('/')}/playbooks/{playbook_id}.html?changed=true"
 
 
