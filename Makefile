@@ -15,7 +15,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv docker image deps lint test test-unit test-app test-molecule demo bench drift drill clean
+.PHONY: help venv docker image browser deps lint test test-unit test-app test-molecule demo bench drift drift-timer ara drill clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ docker: ## docker engine installed and running
 image: docker ## the Debian 12 systemd base image (built locally, cached)
 	scripts/build-image.sh
 
+browser: ## Debian's chromium + chromedriver (the browser tests)
+	scripts/ensure-test-tools.sh browser
+
 deps: venv image ## everything the tests and the demo need
 
 lint: venv ## yamllint, ansible-lint (production profile), ruff
@@ -48,13 +51,14 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ruff check .
 	ruff format --check .
 
-test-unit: venv ## per-distro data, module unit tests (no containers)
+test-unit: venv ## per-distro data, module unit tests, drift timer/ARA tests (no containers)
+	scripts/ensure-test-tools.sh systemd
 	pytest -q tests
 
 test-app: venv ## the app's pytest suite against real PostgreSQL/Redis/Redis Cluster
 	app/scripts/test.sh
 
-test-molecule: deps ## every molecule scenario this machine can run
+test-molecule: deps browser ## every molecule scenario this machine can run
 	molecule test --all
 
 test: deps lint test-unit test-app test-molecule ## every test (what CI runs)
@@ -69,8 +73,18 @@ demo: deps ## bring the local stack up and show one MISS and one HIT
 bench: venv ## benchmark (URL=... measures a running stack; BENCH_ARGS=--quick)
 	app/scripts/bench.sh $(URL) $(BENCH_ARGS)
 
-drift: venv ## check+diff over site.yml; exit 0 = in sync, 2 = drifted
-	scripts/drift.sh
+# Every ansible-playbook run is recorded by ARA (ansible.cfg) into
+# .ansible/ara/ansible.sqlite, or into an ARA API server with ARA_API_SERVER set.
+drift: venv ## check+diff over site.yml, recorded in ARA, JSON report; exit 0 in sync, 2 drifted, 1 failed
+	scripts/drift.sh $(DRIFT_ARGS)
+
+drift-timer: venv ## install the scheduled drift check (systemd timer on this controller)
+	ansible-playbook playbooks/drift_timer.yml $(DRIFT_TIMER_ARGS)
+
+ARA_UI_PORT ?= 8855
+export ARA_UI_PORT
+ara: venv ## ARA web UI over the recorded runs: http://127.0.0.1:8855 (ARA_UI_PORT)
+	scripts/ara-ui.sh
 
 DRILL ?= redis
 drill: venv ## fault drill on the running local stack: DRILL=redis|postgres|webhost

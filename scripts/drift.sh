@@ -1,58 +1,55 @@
 #!/usr/bin/env bash
 # Configuration drift check: `ansible-playbook site.yml --check --diff` over any
-# inventory, then a verdict.
+# inventory, recorded by ARA, then a verdict and a JSON report.
 #   exit 0  the hosts match the code (changed=0 everywhere)
 #   exit 2  drift: something would change; the diff above and the summary say what
-#   exit 1  the check itself failed (a task failed or a host was unreachable)
+#   exit 1  the check itself failed (a task failed, a host was unreachable, or the
+#           run could not be recorded)
 # Usage: scripts/drift.sh [ansible-playbook args...]   e.g. -i inventory/aws
 # A plain `ansible-playbook site.yml` (same args) heals what this reports.
+#
+# The run is labelled in ARA: drift, check:True, target:<inventory name>
+# (stack:<name> on the local target) and, once known, verdict:in-sync|drifted|failed.
+# The report (verdict, hosts, the tasks that would change, the ARA playbook id)
+# is written to $DRIFT_REPORT_DIR/<UTC time>.json and latest.json
+# (default .ansible/drift/); scripts/drift_report.py builds it from ARA's record.
+# Settings (environment):
+#   DRIFT_PLAYBOOK    playbook to check (default site.yml)
+#   DRIFT_REPORT_DIR  where the JSON reports go (default .ansible/drift)
+#   DRIFT_TARGET      target label (default: the inventory's directory name)
+#   ARA_API_SERVER    record into this ARA API server instead of .ansible/ara/
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+playbook="${DRIFT_PLAYBOOK:-site.yml}"
+report_dir="${DRIFT_REPORT_DIR:-.ansible/drift}"
 
-ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}" ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-1}" \
-  ansible-playbook site.yml --check --diff "$@" 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
+# The target label: the last -i/--inventory given, else ansible.cfg's default.
+inventory="${ANSIBLE_INVENTORY:-inventory/local}"
+prev=""
+for arg in "$@"; do
+  case $prev in -i | --inventory | --inventory-file) inventory=$arg ;; esac
+  case $arg in --inventory=* | --inventory-file=*) inventory=${arg#*=} ;; -i?*) inventory=${arg#-i} ;; esac
+  prev=$arg
+done
+target="$(basename "${inventory%/}")"
+target="${DRIFT_TARGET:-${target%.*}}"
+labels="drift,target:$target"
+[[ $target == local ]] && labels+=",stack:${CGC_LOCAL_STACK:-cgc}"
 
-# Sum the recap counters over all hosts.
-read -r changed failed unreachable < <(awk '
-  /^PLAY RECAP/ { recap = 1; next }
-  recap && /ok=/ {
-    for (i = 1; i <= NF; i++) {
-      split($i, kv, "=")
-      if (kv[1] == "changed") c += kv[2]
-      if (kv[1] == "failed") f += kv[2]
-      if (kv[1] == "unreachable") u += kv[2]
-    }
-  }
-  END { print c + 0, f + 0, u + 0 }' "$log")
+id_file="$(mktemp)"
+trap 'rm -f "$id_file"' EXIT
+started="$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
 
-echo
-echo "== drift summary =="
-if (( failed > 0 || unreachable > 0 )) || { (( rc != 0 )) && (( rc != 2 )); }; then
-  echo "check FAILED: failed=$failed unreachable=$unreachable (ansible-playbook exit $rc)"
-  exit 1
-fi
-if (( changed == 0 )); then
-  echo "in sync: the hosts match the code (changed=0)"
-  exit 0
-fi
-echo "DRIFT: $changed task result(s) would change:"
-awk '
-  /^(TASK|RUNNING HANDLER) \[/ {
-    handler = ($1 == "RUNNING")
-    task = $0; sub(/^(TASK|RUNNING HANDLER) \[/, "", task); sub(/\] \**$/, "", task); next
-  }
-  /^changed: \[/ {
-    host = $2; gsub(/[\[\]:]/, "", host)
-    item = ""
-    if (match($0, /=> \(item=.*\)/)) item = " [" substr($0, RSTART + 9, RLENGTH - 10) "]"
-    if (!((host, task, item) in seen)) {
-      seen[host, task, item] = 1
-      printf "  %-24s %s%s%s\n", host, task, item, (handler ? "  (handler)" : "")
-    }
-  }' "$log"
-echo "heal with: ansible-playbook site.yml $*"
-exit 2
+CGC_ARA_PLAYBOOK_ID_FILE="$id_file" \
+  ARA_DEFAULT_LABELS="${ARA_DEFAULT_LABELS:+$ARA_DEFAULT_LABELS,}$labels" \
+  ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}" ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-1}" \
+  ansible-playbook "$playbook" --check --diff "$@" 2>&1
+rc=$?
+
+# The report is read back from ARA with the Python that runs Ansible (it has ara).
+python="$(dirname "$(command -v ansible-playbook)")/python3"
+[[ -x $python ]] || python=python3
+"$python" scripts/drift_report.py --ansible-rc "$rc" --id-file "$id_file" \
+  --playbook "$playbook" --target "$target" --started "$started" \
+  --report-dir "$report_dir" -- "$@"

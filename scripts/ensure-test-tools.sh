@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Debian packages some tests need on the controller; installs the missing ones.
+#   browser   chromium + chromium-driver (day2's ARA history test looks at ARA's UI
+#             the way a person does)
+#   systemd   systemd-analyze (tests/test_drift_timer.py verifies the drift timer's
+#             units; PID 1 need not be systemd)
+# Usage: scripts/ensure-test-tools.sh browser|systemd ...
+set -euo pipefail
+want=()
+for tool in "$@"; do
+  case $tool in
+    browser)
+      [[ -x /usr/bin/chromium ]] || want+=(chromium)
+      [[ -x /usr/bin/chromedriver ]] || want+=(chromium-driver)
+      ;;
+    systemd) command -v systemd-analyze >/dev/null || want+=(systemd) ;;
+    *) echo "unknown tool set: $tool (browser|systemd)" >&2; exit 1 ;;
+  esac
+done
+((${#want[@]})) || exit 0
+if ((EUID != 0)); then
+  echo "missing packages (${want[*]}); install them as root" >&2
+  exit 1
+fi
+echo "apt-get install ${want[*]}"
+DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null

@@ -1,0 +1,165 @@
+"""scripts/drift_report.py's own logic: verdicts, the summary lines, items, redaction, files.
+
+The end-to-end path (a real ansible-playbook run recorded by ARA, read back) is in
+test_drift_timer.py; these cover the branches a real run rarely takes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def report_mod() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("drift_report", ROOT / "scripts/drift_report.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["drift_report"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def host(*changes: dict[str, Any], failed: int = 0, unreachable: int = 0) -> dict[str, Any]:
+    return {"ok": 3, "changed": len(changes), "failed": failed, "unreachable": unreachable} | {
+        "would_change": list(changes)
+    }
+
+
+def change(task: str, items: list[str] | None = None, handler: bool = False) -> dict[str, Any]:
+    return {
+        "task": task,
+        "action": "ansible.builtin.template",
+        "handler": handler,
+        "items": items or [],
+        "result_id": 1,
+    }
+
+
+COMPLETED = {"id": 7, "status": "completed", "labels": []}
+
+
+@pytest.mark.parametrize(
+    ("rc", "playbook", "hosts", "verdict"),
+    [
+        (0, COMPLETED, {"web-1": host()}, "in-sync"),
+        (0, COMPLETED, {"web-1": host(), "web-2": host(change("app : Start"))}, "drifted"),
+        (0, COMPLETED, {"web-1": host(change("app : Start"), failed=1)}, "failed"),
+        (4, COMPLETED, {"web-1": host(unreachable=1)}, "failed"),
+        (2, COMPLETED, {"web-1": host()}, "failed"),
+        (0, None, {}, "failed"),  # no ARA record
+        (0, {**COMPLETED, "status": "expired"}, {"web-1": host()}, "failed"),  # interrupted
+    ],
+    ids=["in-sync", "drift", "task-failed", "unreachable", "rc2", "no-record", "expired"],
+)
+def test_verdict(
+    report_mod: ModuleType, rc: int, playbook: Any, hosts: dict[str, Any], verdict: str
+) -> None:
+    assert report_mod.verdict_of(rc, playbook, hosts) == verdict
+    assert report_mod.EXIT[verdict] == {"in-sync": 0, "drifted": 2, "failed": 1}[verdict]
+
+
+def test_summary_lines_keep_the_host_task_format(report_mod: ModuleType) -> None:
+    """molecule/day2's drift test reads "  <host>  <role : task>" lines after the marker."""
+    hosts = {
+        "cgc-web-1": host(
+            change("nginx : Template the site"), change("nginx : Reload", handler=True)
+        ),
+        "cgc-cache": host(change("redis : Apply the running settings", items=["maxmemory-policy"])),
+    }
+    lines = report_mod.summary("drifted", 0, hosts, "ansible-playbook site.yml")
+    text = "\n".join(lines)
+    assert "== drift summary ==" in lines
+    assert "DRIFT: 3 task result(s) would change:" in text
+    assert re.search(r"^\s+cgc-web-1\s+nginx : Template the site$", text, re.M)
+    assert re.search(r"^\s+cgc-web-1\s+nginx : Reload  \(handler\)$", text, re.M)
+    assert re.search(
+        r"^\s+cgc-cache\s+redis : Apply the running settings \[maxmemory-policy\]$", text, re.M
+    )
+    assert lines[-1] == "heal with: ansible-playbook site.yml"
+
+
+def test_summary_of_a_failed_check_counts_failures(report_mod: ModuleType) -> None:
+    lines = report_mod.summary("failed", 4, {"a": host(unreachable=1), "b": host(failed=2)}, "")
+    assert "check FAILED: failed=2 unreachable=1 (ansible-playbook exit 4)" in lines
+
+
+def test_changed_items_from_recorded_loop_results(report_mod: ModuleType) -> None:
+    content = {
+        "results": [
+            {"changed": True, "item": "a", "ansible_loop_var": "item"},
+            {"changed": False, "item": "b", "ansible_loop_var": "item"},
+            {
+                "changed": True,
+                "setting": {"name": "maxmemory", "value": 1},
+                "ansible_loop_var": "setting",
+            },
+            {"changed": True, "item": {"x": "y" * 80}},
+        ]
+    }
+    items = report_mod.changed_items(content)
+    assert items[:2] == ["a", "maxmemory"]
+    assert len(items[2]) == 60
+    assert items[2].endswith("...")
+    assert report_mod.changed_items({"changed": True}) == []
+
+
+def test_secret_options_are_not_saved(report_mod: ModuleType) -> None:
+    args = ["-i", "inventory/aws", "-e", "db_password=hunter2", "--extra-vars=token=abc", "-v"]
+    redacted = report_mod.redact(args)
+    assert redacted == [
+        "-i",
+        "inventory/aws",
+        "-e",
+        "<not saved>",
+        "--extra-vars=<not saved>",
+        "-v",
+    ]
+    assert "hunter2" not in json.dumps(redacted)
+
+
+def test_reports_are_kept_and_latest_replaced(report_mod: ModuleType, tmp_path: Path) -> None:
+    first = report_mod.write_report({"verdict": "in-sync"}, tmp_path, "20260101T000000Z")
+    second = report_mod.write_report({"verdict": "drifted"}, tmp_path, "20260101T000000Z")
+    assert first != second, "a report written in the same second must not overwrite another"
+    assert json.loads(first.read_text())["verdict"] == "in-sync"
+    assert json.loads((tmp_path / "latest.json").read_text())["verdict"] == "drifted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "20260101T000000Z-1.json",
+        "20260101T000000Z.json",
+        "latest.json",
+    ]
+
+
+def test_default_database_is_the_projects(
+    report_mod: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean = {k: v for k, v in report_mod.os.environ.items() if not k.startswith("ARA_")}
+    monkeypatch.setattr(report_mod.os, "environ", clean)  # restored after the test
+    settings = report_mod.ara_settings()
+    assert settings == {
+        "api_client": "offline",
+        "database": str(ROOT / ".ansible" / "ara" / "ansible.sqlite"),
+    }
+
+
+def test_ara_api_server_alone_selects_the_http_client(
+    report_mod: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean = {k: v for k, v in report_mod.os.environ.items() if not k.startswith("ARA_")}
+    monkeypatch.setattr(
+        report_mod.os, "environ", clean | {"ARA_API_SERVER": "http://127.0.0.1:8000"}
+    )
+    settings = report_mod.ara_settings()
+    assert settings == {"api_client": "http", "server": "http://127.0.0.1:8000"}
+    assert report_mod.ui_url(settings, 5) == "http://127.0.0.1:8000/playbooks/5.html?changed=true"
