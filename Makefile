@@ -52,7 +52,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ruff format --check .
 
 test-unit: venv ## per-distro data, module unit tests, drift timer/ARA tests (no containers)
-	scripts/ensure-test-tools.sh systemd
+	scripts/ensure-test-tools.sh systemd promtool
 	pytest -q tests
 
 test-app: venv ## the app's pytest suite against real PostgreSQL/Redis/Redis Cluster
@@ -92,7 +92,7 @@ drill: venv ## fault drill on the running local stack: DRILL=redis|postgres|webh
 
 # The demo stack and the molecule scenarios' stacks (left behind only by an
 # interrupted `molecule test`).
-LOCAL_STACKS ?= cgc cgcmol cgcday2
+LOCAL_STACKS ?= cgc cgcmol cgcday2 cgcmon
 
 clean: venv ## remove the local stacks' containers and networks (demo + molecule)
 	for stack in $(LOCAL_STACKS); do \

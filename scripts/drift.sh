@@ -18,6 +18,8 @@
 #   DRIFT_REPORT_DIR  where the JSON reports go (default .ansible/drift)
 #   DRIFT_TARGET      target label (default: the inventory's directory name)
 #   ARA_API_SERVER    record into this ARA API server instead of .ansible/ara/
+#   CGC_DRIFT_NO_PUBLISH  set: do not publish the verdict to the monitor host
+#                     (playbooks/monitoring.yml --tags drift_report, after the check)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -50,6 +52,22 @@ rc=$?
 # The report is read back from ARA with the Python that runs Ansible (it has ara).
 python="$(dirname "$(command -v ansible-playbook)")/python3"
 [[ -x $python ]] || python=python3
+verdict_rc=0
 "$python" scripts/drift_report.py --ansible-rc "$rc" --id-file "$id_file" \
   --playbook "$playbook" --target "$target" --started "$started" \
-  --report-dir "$report_dir" -- "$@"
+  --report-dir "$report_dir" -- "$@" || verdict_rc=$?
+
+# The verdict as metrics on the monitor host, if the inventory has one
+# (Prometheus alerts on drift; playbooks/monitoring.yml, tag drift_report).
+# Quiet unless it fails; the check's own exit code stands either way.
+if [[ -z ${CGC_DRIFT_NO_PUBLISH:-} ]]; then
+  publish_log="$(mktemp)"
+  if ! ANSIBLE_NOCOLOR=1 ansible-playbook playbooks/monitoring.yml --tags drift_report "$@" \
+    -e "monitoring_drift_report_file=$(realpath -m "$report_dir")/latest.json" >"$publish_log" 2>&1; then
+    echo "warning: the verdict was not published to the monitor host:" >&2
+    tail -n 20 "$publish_log" >&2
+  fi
+  rm -f "$publish_log"
+fi
+exit "$verdict_rc"
+

@@ -4,7 +4,10 @@
 #             the way a person does)
 #   systemd   systemd-analyze (tests/test_drift_timer.py verifies the drift timer's
 #             units; PID 1 need not be systemd)
-# Usage: scripts/ensure-test-tools.sh browser|systemd ...
+#   promtool  Prometheus's rule checker (tests/test_monitoring_rules.py), taken out of
+#             Debian's prometheus package into /usr/local/bin without installing the
+#             server (which would start one on this machine)
+# Usage: scripts/ensure-test-tools.sh browser|systemd|promtool ...
 set -euo pipefail
 want=()
 for tool in "$@"; do
@@ -14,7 +17,18 @@ for tool in "$@"; do
       [[ -x /usr/bin/chromedriver ]] || want+=(chromium-driver)
       ;;
     systemd) command -v systemd-analyze >/dev/null || want+=(systemd) ;;
-    *) echo "unknown tool set: $tool (browser|systemd)" >&2; exit 1 ;;
+    promtool)
+      if ! command -v promtool >/dev/null; then
+        tmp=$(mktemp -d)
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        (cd "$tmp" && apt-get download -q prometheus >/dev/null)
+        dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >/usr/local/bin/promtool
+        chmod 0755 /usr/local/bin/promtool
+        rm -rf "$tmp"
+        echo "promtool: $(promtool --version 2>&1 | head -n 1)"
+      fi
+      ;;
+    *) echo "unknown tool set: $tool (browser|systemd|promtool)" >&2; exit 1 ;;
   esac
 done
 ((${#want[@]})) || exit 0
