@@ -1,4 +1,4 @@
-"""The monitoring scenario's stack, Prometheus's API and the test-only data-tier grants.
+"""The monitoring scenario's stack and Prometheus's API.
 
 The verifier runs on the docker host with molecule's environment (molecule.yml), which
 names the stack and Prometheus's published port; run outside molecule, the same
@@ -88,8 +88,8 @@ def systemctl(member: str, *argv: str) -> None:
 
 @pytest.fixture(scope="session")
 def granted() -> None:
-    """The exporters' rights in Redis and PostgreSQL (test-only stand-in, see the playbook)."""
-    playbook(SCENARIO / "grant_monitor.yml")
+    """The exporters' users, granted by the redis and postgresql roles (site.yml):
+    both exporters log in over TLS."""
     wait_for("redis_up == 1", lambda: [r for r in query("redis_up") if r["value"][1] == "1"])
     wait_for("pg_up == 1", lambda: [r for r in query("pg_up") if r["value"][1] == "1"])
 
