@@ -60,6 +60,9 @@ read -r hit_cache hit_ms hit_timing < <(fetch "$URL")
 echo "URL:  ${URL}  (also ${URL}app; http://127.0.0.1:${HTTP_PORT}/ redirects here)"
 echo "CA:   ${CA}  (trust it in a browser, see README)"
 echo "try:  curl --cacert .ansible/pki/ca.crt ${URL}"
+if docker inspect -f '{{.State.Running}}' "${STACK}-monitor" 2>/dev/null | grep -qx true; then
+  echo "Prometheus: http://127.0.0.1:${CGC_LOCAL_PROMETHEUS_PORT:-9090}/alerts  (loopback only)"
+fi
 echo "cache keys flushed first: ${deleted}"
 printf '%-5s %9.1f ms   Server-Timing: %s\n' "$miss_cache" "$miss_ms" "$miss_timing"
 printf '%-5s %9.1f ms   Server-Timing: %s\n' "$hit_cache" "$hit_ms" "$hit_timing"
