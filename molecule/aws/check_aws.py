@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,7 +23,6 @@ ADMIN_CIDR = "198.51.100.0/24"  # molecule/aws/vars/test.yml
 VPC_CIDR = "10.20.0.0/16"
 PUBLIC_CIDRS = {"10.20.0.0/24", "10.20.1.0/24"}
 PRIVATE_CIDRS = {"10.20.10.0/24", "10.20.11.0/24"}
-AMIS_FILE = Path(__file__).with_name("amis.json")
 ALIVE = ["pending", "running", "stopping", "stopped"]
 
 
@@ -67,12 +64,10 @@ def rules_of(group: dict[str, Any]) -> set[tuple[str, int, int, str]]:
     return rules
 
 
-def newest_al2023() -> str:
-    """The AMI the role must pick from the moto fixture, by AL2023's naming."""
-    images = json.loads(AMIS_FILE.read_text())
-    pattern = re.compile(r"^al2023-ami-2023\.[0-9.]+-kernel-[0-9.]+-x86_64$")
-    matching = [i for i in images if pattern.match(i["name"]) and i["architecture"] == "x86_64"]
-    return max(matching, key=lambda i: i["creation_date"])["ami_id"]
+def ssm_al2023(ssm: Any) -> str:
+    """The AMI the role must pick: what AWS's public SSM parameter names."""
+    name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    return ssm.get_parameter(Name=name)["Parameter"]["Value"]
 
 
 def check_network(c: Checker, ec2: Any, env: str) -> dict[str, Any]:
@@ -160,20 +155,21 @@ def check_security_groups(c: Checker, sgs: dict[str, Any], instances: int) -> No
 
 
 def check_instances(
-    c: Checker, ec2: Any, env: str, *, count: int, net: dict[str, Any], sgs: dict[str, Any]
+    c: Checker, cl: dict[str, Any], env: str, *, count: int, net: dict[str, Any], sgs: dict
 ) -> list[str]:
+    ec2 = cl["ec2"]
     filters = [*tag_filters(env), {"Name": "instance-state-name", "Values": ALIVE}]
     found = [
         i for r in ec2.describe_instances(Filters=filters)["Reservations"] for i in r["Instances"]
     ]
     c.expect(len(found) == count, f"expected {count} web instances, found {len(found)}")
-    newest = newest_al2023()
+    newest = ssm_al2023(cl["ssm"])
     for inst in found:
         iid = inst["InstanceId"]
         tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
         c.expect(tags.get("role") == "web", f"{iid} role tag {tags.get('role')!r}")
         c.expect(tags.get("env") == env, f"{iid} env tag {tags.get('env')!r}")
-        c.expect(inst["ImageId"] == newest, f"{iid} runs {inst['ImageId']}, newest is {newest}")
+        c.expect(inst["ImageId"] == newest, f"{iid} runs {inst['ImageId']}, SSM names {newest}")
         c.expect(inst["State"]["Name"] == "running", f"{iid} is {inst['State']['Name']}")
         c.expect(inst.get("KeyName") == f"{NAME}-{env}", f"{iid} key {inst.get('KeyName')!r}")
         c.expect(
@@ -282,7 +278,7 @@ def provisioned(c: Checker, cl: dict[str, Any], env: str, instances: int) -> Non
     check_security_groups(c, sgs, instances)
     if "web" not in sgs:
         return
-    ids = check_instances(c, cl["ec2"], env, count=instances, net=net, sgs=sgs)
+    ids = check_instances(c, cl, env, count=instances, net=net, sgs=sgs)
     check_alb(c, cl["elbv2"], env, count=instances, sgs=sgs, net=net, ids=ids)
     check_data_tier(c, cl, env, net, sgs)
     keys = cl["ec2"].describe_key_pairs()["KeyPairs"]
