@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import jinja2
 import pytest
 import yaml
 from ansible_collections.amazon.aws.plugins.module_utils.retries import (
@@ -279,7 +280,7 @@ def test_same_named_resources_of_others_are_left_alone(
         ("target_group", "cachedapp-ci-web"),
     ]:
         assert f"{kind} {name} is not this environment's" in output, (kind, output[-3000:])
-    assert "Left alone (same name, not this environment's)" in output
+    assert "Left alone (same name, not tagged for this environment)" in output
     # Everything is still there.
     assert [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]] == ["cachedapp-ci"]
     assert c["ssm"].get_parameter(Name="/cachedapp/ci/endpoints")["Parameter"]["Value"] == "{}"
@@ -290,3 +291,67 @@ def test_same_named_resources_of_others_are_left_alone(
         ("cachedapp-ci", "available")
     ]
     assert len(c["elbv2"].describe_target_groups()["TargetGroups"]) == 1
+
+
+def test_deletion_protected_database_stops_teardown_before_anything(
+    aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    c = clients(aws_env)
+    ec2 = c["ec2"]
+    tags = [{"Key": "Name", "Value": "cachedapp-ci"}, *TAG_LIST]
+    vpc = ec2.create_vpc(
+        CidrBlock="10.20.0.0/16",
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}],
+    )["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.1{i}.0/24", AvailabilityZone=az)["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in enumerate(("us-east-1a", "us-east-1b"))
+    ]
+    c["rds"].create_db_subnet_group(
+        DBSubnetGroupName="cachedapp-ci-db",
+        DBSubnetGroupDescription="x",
+        SubnetIds=subnets,
+        Tags=TAG_LIST,
+    )
+    c["rds"].create_db_instance(
+        DBInstanceIdentifier="cachedapp-ci-db",
+        DBInstanceClass="db.t4g.micro",
+        Engine="postgres",
+        MasterUsername="cachedapp",
+        MasterUserPassword="molecule-db-Passw0rd",
+        AllocatedStorage=20,
+        DBSubnetGroupName="cachedapp-ci-db",
+        DeletionProtection=True,
+        Tags=TAG_LIST,
+    )
+    c["ssm"].put_parameter(Name="/cachedapp/ci/endpoints", Value="{}", Type="String", Tags=TAG_LIST)
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps({**TEST_VARS, "aws_infra_teardown_confirm": "cachedapp-ci"}))
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            *("-i", "inventory/aws", f"--extra-vars=@{vars_file}", "playbooks/teardown.yml"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=aws_env,
+        check=False,
+        timeout=300,
+    )
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0, output[-3000:]
+    assert "RDS instance cachedapp-ci-db has deletion protection on; nothing was deleted" in output
+    assert c["ssm"].get_parameter(Name="/cachedapp/ci/endpoints")["Parameter"]["Value"] == "{}"
+    assert len(c["rds"].describe_db_instances()["DBInstances"]) == 1
+
+
+def test_deletion_protection_defaults_on_for_production_only() -> None:
+    defaults = yaml.safe_load((ROOT / "roles/aws_infra/defaults/main.yml").read_text())
+    template = jinja2.Environment(autoescape=False).from_string(
+        defaults["aws_infra_db_deletion_protection"]
+    )
+    assert template.render(aws_infra_env="production") == "True"
+    assert template.render(aws_infra_env="ci") == "False"

@@ -148,6 +148,14 @@ BAD_INPUT = {
         },
         "the key data does not hold a ssh-rsa key",
     ),
+    "unknown alarm threshold": (
+        {**TEST_VARS, "aws_infra_alarm_thresholds": {"db_cpu": 90}},
+        "aws_infra_alarm_thresholds has unknown keys db_cpu",
+    ),
+    "ALB certificate not an ARN": (
+        {**TEST_VARS, "aws_infra_instance_count": 2, "aws_infra_alb_certificate_arn": "my-cert"},
+        "aws_infra_alb_certificate_arn must be empty or an ACM/IAM certificate ARN, got 'my-cert'",
+    ),
     "unknown RDS instance class": (
         {**TEST_VARS, "aws_infra_db_instance_class": "m5.large"},
         "aws_infra_db_instance_class must be an RDS instance class like db.t4g.micro",

@@ -134,7 +134,7 @@ def security_groups(ec2: Any, vpc_id: str, env: str) -> dict[str, dict[str, Any]
 
 
 def check_security_groups(
-    c: Checker, sgs: dict[str, Any], instances: int, https: bool = False
+    c: Checker, sgs: dict[str, Any], instances: int, https: bool = False, web_tls: bool = False
 ) -> None:
     expected_names = {"web", "db", "cache"} | ({"alb"} if instances > 1 else set())
     c.expect(
@@ -153,6 +153,8 @@ def check_security_groups(
         c.expect(rules_of(sgs["alb"]) == want_alb, f"ALB rules {rules_of(sgs['alb'])}")
     else:
         want_web = {("tcp", 80, 80, "0.0.0.0/0"), ssh}  # 443 only with aws_infra_web_tls
+        if web_tls:
+            want_web.add(("tcp", 443, 443, "0.0.0.0/0"))
     checks = {
         "web": want_web,
         "db": {("tcp", 5432, 5432, web)},
@@ -165,8 +167,8 @@ def check_security_groups(
         open_ssh = [r for r in rules_of(group) if r[1] <= 22 <= r[2] and r[3] == "0.0.0.0/0"]
         c.expect(not open_ssh, f"{name} allows SSH from anywhere")
         https_rules = [r for r in rules_of(group) if r[1] <= 443 <= r[2]]
-        if not https:
-            c.expect(not https_rules, f"{name} opens 443 without a certificate: {https_rules}")
+        if not https and not (web_tls and name == "web"):
+            c.expect(not https_rules, f"{name} opens 443 without TLS: {https_rules}")
 
 
 def check_instances(
@@ -310,12 +312,20 @@ def check_data_tier(c: Checker, cl: dict[str, Any], env: str, net: dict, sgs: di
     c.expect(set(published) == {"db_host", "db_port", "redis_url", "redis_mode"}, "extra keys")
 
 
-def provisioned(c: Checker, cl: dict[str, Any], env: str, instances: int, https: str = "") -> None:
+def provisioned(
+    c: Checker,
+    cl: dict[str, Any],
+    env: str,
+    instances: int,
+    *,
+    https: str = "",
+    web_tls: bool = False,
+) -> None:
     net = check_network(c, cl["ec2"], env)
     if not net:
         return
     sgs = security_groups(cl["ec2"], net["vpc"]["VpcId"], env)
-    check_security_groups(c, sgs, instances, bool(https))
+    check_security_groups(c, sgs, instances, bool(https), web_tls)
     if "web" not in sgs:
         return
     ids = check_instances(c, cl, env, count=instances, net=net, sgs=sgs)
@@ -459,6 +469,7 @@ def main() -> int:
     prov = sub.add_parser("provisioned")
     prov.add_argument("--instances", type=int, required=True)
     prov.add_argument("--https", default="", help="the ALB's certificate ARN (HTTPS expected)")
+    prov.add_argument("--web-tls", action="store_true", help="one host serving HTTPS itself")
     sub.add_parser("certificate", help="import a self-signed certificate into ACM, print its ARN")
     gone = sub.add_parser("absent")
     gone.add_argument("--moto-gaps", action="store_true")
@@ -470,7 +481,7 @@ def main() -> int:
         print(import_certificate())
         return 0
     if args.what == "provisioned":
-        provisioned(checker, cl, env, args.instances, args.https)
+        provisioned(checker, cl, env, args.instances, https=args.https, web_tls=args.web_tls)
     else:
         absent(checker, cl, env, args.moto_gaps)
     for failure in checker.failures:

@@ -26,17 +26,26 @@ from typing import Any
 import boto3
 
 POLICY = Path(__file__).resolve().parents[2] / "docs/aws-iam-policy.json"
-SETUP_CALLS = 6  # (CreateUser, PutUserPolicy, CreateAccessKey) x 2
+SETUP_CALLS = 6
+MOTO_PREFIXES = {"cloudwatch": "monitoring"}  # (CreateUser, PutUserPolicy, CreateAccessKey) x 2
 
 
 def moto_view(policy: dict[str, Any], without: set[str]) -> dict[str, Any]:
     """The policy with what moto cannot evaluate widened: every Resource "*",
-    no Condition; the actions in ``without`` removed."""
+    no Condition; the actions in ``without`` removed; moto's own spelling of
+    CloudWatch actions added."""
     statements = []
     for statement in policy["Statement"]:
         actions = statement["Action"]
         actions = [actions] if isinstance(actions, str) else actions
         kept = [a for a in actions if a not in without]
+        # moto names CloudWatch's actions after its endpoint ("monitoring:"),
+        # AWS after the service ("cloudwatch:"): the moto user gets both.
+        kept += [
+            MOTO_PREFIXES[a.split(":")[0]] + a[a.index(":") :]
+            for a in kept
+            if a.split(":")[0] in MOTO_PREFIXES
+        ]
         if kept:
             statements.append({"Effect": statement["Effect"], "Action": kept, "Resource": "*"})
     return {"Version": policy["Version"], "Statement": statements}
@@ -64,6 +73,8 @@ def create_user(iam: Any, name: str, policy: dict[str, Any]) -> dict[str, str]:
 
 
 def setup(url: str, credentials: Path, without: set[str]) -> None:
+    # The scenario's AWS_PROFILE names a profile this very call creates.
+    os.environ.pop("AWS_PROFILE", None)
     enforce(url, SETUP_CALLS)
     iam = boto3.client(
         "iam",
