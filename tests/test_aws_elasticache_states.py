@@ -193,7 +193,7 @@ def test_delete_refused_until_the_timeout_fails_clearly(stubbed: tuple[Any, Stub
     manager = rg.ReplicationGroupManager(
         FakeModule(client, state="absent", wait=False, wait_timeout=30)
     )
-    with pytest.raises(Failed, match=r"Timed out after 30s .* status: modifying"):
+    with pytest.raises(Failed, match=r"Timed out after 30s .*\(status: modifying\)"):
         rg.ensure_absent(manager, group("modifying"))
 
 
