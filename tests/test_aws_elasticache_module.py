@@ -84,8 +84,12 @@ def params(**overrides: Any) -> dict[str, Any]:
         ({"cluster_mode": True, "num_node_groups": 2, "automatic_failover": False}, "requires"),
         ({"replicas_per_node_group": 0, "multi_az": True}, "multi_az"),
         ({"auth_token": "short"}, "16 to 128"),
-        ({"auth_token": "x" * 20 + "@"}, "must not contain"),
-        ({"auth_token": "x" * 20 + "\n"}, "printable"),
+        ({"auth_token": "x" * 20 + "@"}, "only letters, digits"),
+        ({"auth_token": "x" * 20 + "\n"}, "only letters, digits"),
+        # token_urlsafe() yields these; AWS answers "Invalid AuthToken".
+        ({"auth_token": "x" * 20 + "_"}, "only letters, digits"),
+        ({"auth_token": "x" * 20 + "%"}, "only letters, digits"),
+        ({"auth_token": "x" * 20 + "."}, "only letters, digits"),
         ({"transit_encryption": False}, "auth_token requires transit_encryption"),
     ],
 )
@@ -96,6 +100,8 @@ def test_validate_params_rejects(overrides: dict[str, Any], message: str) -> Non
 
 def test_validate_params_accepts_defaults_and_ignores_absent() -> None:
     rg.validate_params(params())
+    rg.validate_params(params(auth_token="Ab1!&#$^<>-" + "z" * 5))  # every character AWS takes
+    rg.validate_params(params(auth_token="a" * 128))
     rg.validate_params(params(replication_group_id="9bad", state="absent"))
 
 

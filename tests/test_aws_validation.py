@@ -86,6 +86,11 @@ BAD_INPUT = {
         {**TEST_VARS, "aws_infra_admin_cidr": "my-office"},
         "aws_infra_admin_cidr must be an IPv4 network in CIDR notation",
     ),
+    "admin CIDR wider than /16": (
+        {**TEST_VARS, "aws_infra_admin_cidr": "10.0.0.0/8"},
+        "aws_infra_admin_cidr '10.0.0.0/8' spans 16777216 addresses (/8); give /16 or narrower, "
+        "or set aws_infra_admin_cidr_allow_wide: true",
+    ),
     "SSH from anywhere": (
         {**TEST_VARS, "aws_infra_admin_cidr": "0.0.0.0/0"},
         "aws_infra_admin_cidr '0.0.0.0/0' would allow the whole internet",
@@ -113,6 +118,43 @@ BAD_INPUT = {
     "Redis AUTH token too short": (
         {**TEST_VARS, "vault_app_redis_password": "short-token"},
         "aws_infra_cache_auth_token must be 16 to 128 characters long",
+    ),
+    "Redis AUTH token with '_' (token_urlsafe)": (
+        {**TEST_VARS, "vault_app_redis_password": "urlsafe_token_0123456789"},
+        "aws_infra_cache_auth_token may hold only letters, digits and ! & # $ ^ < > -",
+    ),
+    "Redis AUTH token with '@'": (
+        {**TEST_VARS, "vault_app_redis_password": "at@token-0123456789"},
+        "aws_infra_cache_auth_token may hold only letters, digits and ! & # $ ^ < > -",
+    ),
+    "ECDSA SSH key": (
+        {
+            **TEST_VARS,
+            "aws_infra_ssh_public_key": (
+                "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBHUC"
+                "sjbIs0qNg472pCXJ3CRKzSz/cNj66QS8bROaHONwMXyfoKR4KzarlESvPicM2WeQqozrp0nxYLY+"
+                "RuuDFeo= ecdsa@test"
+            ),
+        },
+        "aws_infra_ssh_public_key is a ecdsa-sha2-nistp256 key; EC2 imports RSA (ssh-rsa) "
+        "and ED25519 (ssh-ed25519) keys only",
+    ),
+    "SSH key whose data is another type": (
+        {
+            **TEST_VARS,
+            "aws_infra_ssh_public_key": TEST_VARS["aws_infra_ssh_public_key"].replace(
+                "ssh-ed25519", "ssh-rsa", 1
+            ),
+        },
+        "the key data does not hold a ssh-rsa key",
+    ),
+    "unknown alarm threshold": (
+        {**TEST_VARS, "aws_infra_alarm_thresholds": {"db_cpu": 90}},
+        "aws_infra_alarm_thresholds has unknown keys db_cpu",
+    ),
+    "ALB certificate not an ARN": (
+        {**TEST_VARS, "aws_infra_instance_count": 2, "aws_infra_alb_certificate_arn": "my-cert"},
+        "aws_infra_alb_certificate_arn must be empty or an ACM/IAM certificate ARN, got 'my-cert'",
     ),
     "unknown RDS instance class": (
         {**TEST_VARS, "aws_infra_db_instance_class": "m5.large"},
@@ -156,7 +198,7 @@ def test_bad_input_is_refused_before_any_aws_call(
     output = refusals[case]
     flat = " ".join(output.split())
     assert message in flat, flat[-3000:]
-    for secret in ("Short7!", "has/slash-in-it", "short-token"):
+    for secret in ("Short7!", "has/slash-in-it", "short-token", "urlsafe_token", "at@token"):
         if secret in json.dumps(extra):
             assert secret not in output, "a rejected secret was echoed"
     assert "Traceback" not in output

@@ -11,21 +11,23 @@ Prints one line per failed expectation and exits 1 when there is any.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
-import re
 import sys
-from pathlib import Path
 from typing import Any
 
 import boto3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 NAME = "cachedapp"
 ADMIN_CIDR = "198.51.100.0/24"  # molecule/aws/vars/test.yml
 VPC_CIDR = "10.20.0.0/16"
 PUBLIC_CIDRS = {"10.20.0.0/24", "10.20.1.0/24"}
 PRIVATE_CIDRS = {"10.20.10.0/24", "10.20.11.0/24"}
-AMIS_FILE = Path(__file__).with_name("amis.json")
 ALIVE = ["pending", "running", "stopping", "stopped"]
 
 
@@ -46,8 +48,11 @@ def clients() -> dict[str, Any]:
         "endpoint_url": os.environ.get("AWS_URL") or None,
         "region_name": os.environ.get("AWS_REGION", "us-east-1"),
     }
-    services = ("ec2", "elbv2", "rds", "elasticache", "ssm")
-    return {name: boto3.client(name, **kwargs) for name in services}
+    # Under moto's IAM enforcement the scenario runs as a user with only the
+    # project's policy; these checks run as another one (CHECK_AWS_PROFILE).
+    session = boto3.Session(profile_name=os.environ.get("CHECK_AWS_PROFILE") or None)
+    services = ("ec2", "elbv2", "rds", "elasticache", "ssm", "cloudwatch", "sns", "acm")
+    return {name: session.client(name, **kwargs) for name in services}
 
 
 def tag_filters(env: str) -> list[dict[str, Any]]:
@@ -67,12 +72,10 @@ def rules_of(group: dict[str, Any]) -> set[tuple[str, int, int, str]]:
     return rules
 
 
-def newest_al2023() -> str:
-    """The AMI the role must pick from the moto fixture, by AL2023's naming."""
-    images = json.loads(AMIS_FILE.read_text())
-    pattern = re.compile(r"^al2023-ami-2023\.[0-9.]+-kernel-[0-9.]+-x86_64$")
-    matching = [i for i in images if pattern.match(i["name"]) and i["architecture"] == "x86_64"]
-    return max(matching, key=lambda i: i["creation_date"])["ami_id"]
+def ssm_al2023(ssm: Any) -> str:
+    """The AMI the role must pick: what AWS's public SSM parameter names."""
+    name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    return ssm.get_parameter(Name=name)["Parameter"]["Value"]
 
 
 def check_network(c: Checker, ec2: Any, env: str) -> dict[str, Any]:
@@ -130,7 +133,9 @@ def security_groups(ec2: Any, vpc_id: str, env: str) -> dict[str, dict[str, Any]
     }
 
 
-def check_security_groups(c: Checker, sgs: dict[str, Any], instances: int) -> None:
+def check_security_groups(
+    c: Checker, sgs: dict[str, Any], instances: int, https: bool = False, web_tls: bool = False
+) -> None:
     expected_names = {"web", "db", "cache"} | ({"alb"} if instances > 1 else set())
     c.expect(
         set(sgs) == expected_names, f"security groups {sorted(sgs)} != {sorted(expected_names)}"
@@ -143,9 +148,13 @@ def check_security_groups(c: Checker, sgs: dict[str, Any], instances: int) -> No
         alb = sgs["alb"]["GroupId"]
         want_web = {("tcp", 80, 80, alb), ssh}
         want_alb = {("tcp", 80, 80, "0.0.0.0/0")}
+        if https:
+            want_alb.add(("tcp", 443, 443, "0.0.0.0/0"))
         c.expect(rules_of(sgs["alb"]) == want_alb, f"ALB rules {rules_of(sgs['alb'])}")
     else:
-        want_web = {("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0"), ssh}
+        want_web = {("tcp", 80, 80, "0.0.0.0/0"), ssh}  # 443 only with aws_infra_web_tls
+        if web_tls:
+            want_web.add(("tcp", 443, 443, "0.0.0.0/0"))
     checks = {
         "web": want_web,
         "db": {("tcp", 5432, 5432, web)},
@@ -157,23 +166,27 @@ def check_security_groups(c: Checker, sgs: dict[str, Any], instances: int) -> No
     for name, group in sgs.items():
         open_ssh = [r for r in rules_of(group) if r[1] <= 22 <= r[2] and r[3] == "0.0.0.0/0"]
         c.expect(not open_ssh, f"{name} allows SSH from anywhere")
+        https_rules = [r for r in rules_of(group) if r[1] <= 443 <= r[2]]
+        if not https and not (web_tls and name == "web"):
+            c.expect(not https_rules, f"{name} opens 443 without TLS: {https_rules}")
 
 
 def check_instances(
-    c: Checker, ec2: Any, env: str, *, count: int, net: dict[str, Any], sgs: dict[str, Any]
+    c: Checker, cl: dict[str, Any], env: str, *, count: int, net: dict[str, Any], sgs: dict
 ) -> list[str]:
+    ec2 = cl["ec2"]
     filters = [*tag_filters(env), {"Name": "instance-state-name", "Values": ALIVE}]
     found = [
         i for r in ec2.describe_instances(Filters=filters)["Reservations"] for i in r["Instances"]
     ]
     c.expect(len(found) == count, f"expected {count} web instances, found {len(found)}")
-    newest = newest_al2023()
+    newest = ssm_al2023(cl["ssm"])
     for inst in found:
         iid = inst["InstanceId"]
         tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
         c.expect(tags.get("role") == "web", f"{iid} role tag {tags.get('role')!r}")
         c.expect(tags.get("env") == env, f"{iid} env tag {tags.get('env')!r}")
-        c.expect(inst["ImageId"] == newest, f"{iid} runs {inst['ImageId']}, newest is {newest}")
+        c.expect(inst["ImageId"] == newest, f"{iid} runs {inst['ImageId']}, SSM names {newest}")
         c.expect(inst["State"]["Name"] == "running", f"{iid} is {inst['State']['Name']}")
         c.expect(inst.get("KeyName") == f"{NAME}-{env}", f"{iid} key {inst.get('KeyName')!r}")
         c.expect(
@@ -190,8 +203,22 @@ def check_instances(
     return sorted(i["InstanceId"] for i in found)
 
 
+def action_target(action: dict[str, Any]) -> str:
+    """A redirect as "PROTOCOL:PORT STATUS"."""
+    redirect = action.get("RedirectConfig") or {}
+    return f"{redirect.get('Protocol')}:{redirect.get('Port')} {redirect.get('StatusCode')}"
+
+
 def check_alb(
-    c: Checker, elb: Any, env: str, *, count: int, sgs: dict, net: dict, ids: list
+    c: Checker,
+    elb: Any,
+    env: str,
+    *,
+    count: int,
+    sgs: dict,
+    net: dict,
+    ids: list,
+    https: str = "",
 ) -> None:
     lbs = [
         lb
@@ -219,15 +246,26 @@ def check_alb(
     registered = sorted(t["Target"]["Id"] for t in targets["TargetHealthDescriptions"])
     c.expect(registered == ids, f"targets {registered} != web instances {ids}")
     listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
-    forwards = [
-        (li["Protocol"], li["Port"], a.get("TargetGroupArn"))
+    actions = sorted(
+        (li["Protocol"], li["Port"], a["Type"], a.get("TargetGroupArn") or action_target(a))
         for li in listeners
         for a in li["DefaultActions"]
-    ]
-    c.expect(
-        forwards == [("HTTP", 80, tg["TargetGroupArn"])],
-        f"listeners {forwards} != HTTP:80 forwarding to the target group",
     )
+    if https:
+        want = [
+            ("HTTP", 80, "redirect", "HTTPS:443 HTTP_301"),
+            ("HTTPS", 443, "forward", tg["TargetGroupArn"]),
+        ]
+        certs = [
+            cert["CertificateArn"]
+            for li in listeners
+            if li["Protocol"] == "HTTPS"
+            for cert in li.get("Certificates", [])
+        ]
+        c.expect(certs == [https], f"HTTPS listener certificates {certs} != [{https}]")
+    else:
+        want = [("HTTP", 80, "forward", tg["TargetGroupArn"])]
+    c.expect(actions == want, f"listeners {actions} != {want}")
 
 
 def check_data_tier(c: Checker, cl: dict[str, Any], env: str, net: dict, sgs: dict) -> None:
@@ -274,17 +312,26 @@ def check_data_tier(c: Checker, cl: dict[str, Any], env: str, net: dict, sgs: di
     c.expect(set(published) == {"db_host", "db_port", "redis_url", "redis_mode"}, "extra keys")
 
 
-def provisioned(c: Checker, cl: dict[str, Any], env: str, instances: int) -> None:
+def provisioned(
+    c: Checker,
+    cl: dict[str, Any],
+    env: str,
+    instances: int,
+    *,
+    https: str = "",
+    web_tls: bool = False,
+) -> None:
     net = check_network(c, cl["ec2"], env)
     if not net:
         return
     sgs = security_groups(cl["ec2"], net["vpc"]["VpcId"], env)
-    check_security_groups(c, sgs, instances)
+    check_security_groups(c, sgs, instances, bool(https), web_tls)
     if "web" not in sgs:
         return
-    ids = check_instances(c, cl["ec2"], env, count=instances, net=net, sgs=sgs)
-    check_alb(c, cl["elbv2"], env, count=instances, sgs=sgs, net=net, ids=ids)
+    ids = check_instances(c, cl, env, count=instances, net=net, sgs=sgs)
+    check_alb(c, cl["elbv2"], env, count=instances, sgs=sgs, net=net, ids=ids, https=https)
     check_data_tier(c, cl, env, net, sgs)
+    check_alarms(c, cl, env, instances, ids)
     keys = cl["ec2"].describe_key_pairs()["KeyPairs"]
     c.expect([k["KeyName"] for k in keys] == [f"{NAME}-{env}"], f"key pairs {keys}")
 
@@ -326,7 +373,15 @@ def absent(c: Checker, cl: dict[str, Any], env: str, moto_gaps: bool) -> None:
     c.expect(not dbsg, f"RDS subnet groups left: {dbsg}")
     snaps = [s["DBSnapshotIdentifier"] for s in cl["rds"].describe_db_snapshots()["DBSnapshots"]]
     c.expect(not snaps, f"RDS snapshots left: {snaps}")
-    params = [p["Name"] for p in cl["ssm"].describe_parameters()["Parameters"]]
+    alarms = [a["AlarmName"] for a in cl["cloudwatch"].describe_alarms()["MetricAlarms"]]
+    c.expect(not alarms, f"alarms left: {alarms}")
+    topics = [t["TopicArn"] for t in cl["sns"].list_topics()["Topics"]]
+    c.expect(not topics, f"SNS topics left: {topics}")
+    params = [
+        p["Name"]
+        for p in cl["ssm"].describe_parameters()["Parameters"]
+        if not p["Name"].startswith("/aws/service/")  # AWS's public ones (the AMI)
+    ]
     c.expect(not params, f"SSM parameters left: {params}")
     cache = cl["elasticache"]
     rgs = [
@@ -344,19 +399,89 @@ def absent(c: Checker, cl: dict[str, Any], env: str, moto_gaps: bool) -> None:
         c.expect(not csgs, f"cache subnet groups left: {csgs}")
 
 
+def check_alarms(c: Checker, cl: dict[str, Any], env: str, instances: int, ids: list) -> None:
+    """The topic (tagged) and exactly the alarms for this shape, all notifying it."""
+    prefix = f"{NAME}-{env}"
+    topics = [t["TopicArn"] for t in cl["sns"].list_topics()["Topics"]]
+    topic = next((t for t in topics if t.endswith(f":{prefix}-alarms")), None)
+    if not c.expect(topic is not None, f"no alarm topic among {topics}"):
+        return
+    tags = {
+        t["Key"]: t["Value"] for t in cl["sns"].list_tags_for_resource(ResourceArn=topic)["Tags"]
+    }
+    c.expect(tags.get("project") == NAME and tags.get("env") == env, f"topic tags {tags}")
+    subs = cl["sns"].list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    c.expect(
+        [(s["Protocol"], s["Endpoint"]) for s in subs] == [("email", "ops@example.com")],
+        f"topic subscriptions {subs}",
+    )
+    groups = cl["elasticache"].describe_replication_groups(ReplicationGroupId=prefix)
+    nodes = [m.removeprefix(f"{prefix}-") for m in groups["ReplicationGroups"][0]["MemberClusters"]]
+    want = {
+        f"{prefix}-cache-{node}-{metric}"
+        for node in nodes
+        for metric in ("engine-cpu", "evictions", "memory", "connections")
+    }
+    want |= {f"{prefix}-db-{m}" for m in ("cpu", "free-storage", "connections")}
+    want |= {f"{prefix}-web-{i}-status-check" for i in ids}
+    if instances > 1:
+        want |= {
+            f"{prefix}-alb-{m}" for m in ("5xx", "target-5xx", "unhealthy-hosts", "response-time")
+        }
+    alarms = cl["cloudwatch"].describe_alarms(AlarmNamePrefix=f"{prefix}-")["MetricAlarms"]
+    have = {a["AlarmName"] for a in alarms}
+    c.expect(have == want, f"alarms: missing {sorted(want - have)}, extra {sorted(have - want)}")
+    for alarm in alarms:
+        c.expect(
+            alarm["AlarmActions"] == [topic],
+            f"{alarm['AlarmName']} notifies {alarm['AlarmActions']}",
+        )
+
+
+def import_certificate() -> str:
+    """A throw-away self-signed certificate in (moto's) ACM, for the HTTPS listener."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cachedapp.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return clients()["acm"].import_certificate(
+        Certificate=cert.public_bytes(serialization.Encoding.PEM),
+        PrivateKey=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )["CertificateArn"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     prov = sub.add_parser("provisioned")
     prov.add_argument("--instances", type=int, required=True)
+    prov.add_argument("--https", default="", help="the ALB's certificate ARN (HTTPS expected)")
+    prov.add_argument("--web-tls", action="store_true", help="one host serving HTTPS itself")
+    sub.add_parser("certificate", help="import a self-signed certificate into ACM, print its ARN")
     gone = sub.add_parser("absent")
     gone.add_argument("--moto-gaps", action="store_true")
     args = parser.parse_args()
     env = os.environ.get("CACHEDAPP_ENV", "production")
     checker = Checker()
     cl = clients()
+    if args.what == "certificate":
+        print(import_certificate())
+        return 0
     if args.what == "provisioned":
-        provisioned(checker, cl, env, args.instances)
+        provisioned(checker, cl, env, args.instances, https=args.https, web_tls=args.web_tls)
     else:
         absent(checker, cl, env, args.moto_gaps)
     for failure in checker.failures:

@@ -1,13 +1,27 @@
-"""Validation filters of the aws_infra role (IPv4 CIDR checks without netaddr)."""
+"""Filters of the aws_infra role: input checks (ipaddress, not regexes), the SSH
+key's type and fingerprints, and the RDS engine version to request."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import ipaddress
+import re
 from typing import Any
 
+from ansible.errors import AnsibleFilterError
+from cryptography.hazmat.primitives import serialization
 
-def cidr_error(value: Any, name: str, allow_default: bool = True) -> str:
-    """Return why ``value`` is not a usable IPv4 network in CIDR notation, or ''."""
+# EC2 imports these key types only (ImportKeyPair refuses ECDSA and DSA).
+EC2_KEY_TYPES = ("ssh-rsa", "ssh-ed25519")
+
+
+def cidr_error(value: Any, name: str, allow_default: bool = True, min_prefix: int = 0) -> str:
+    """Return why ``value`` is not a usable IPv4 network in CIDR notation, or ''.
+
+    min_prefix refuses wider networks (a shorter prefix), e.g. 16 for an
+    administrator's network."""
     if not isinstance(value, str) or "/" not in value:
         return f"{name} must be an IPv4 network in CIDR notation like 203.0.113.7/32, got {value!r}"
     try:
@@ -18,6 +32,11 @@ def cidr_error(value: Any, name: str, allow_default: bool = True) -> str:
         return (
             f"{name} {value!r} would allow the whole internet; give the admin network "
             "(for example your address with /32)"
+        )
+    if network.prefixlen < int(min_prefix):
+        return (
+            f"{name} {value!r} spans {network.num_addresses} addresses (/{network.prefixlen}); "
+            f"give /{min_prefix} or narrower, or set {name}_allow_wide: true to accept it"
         )
     return ""
 
@@ -33,6 +52,102 @@ def cidrs_overlap(values: list[str]) -> bool:
     return any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1 :])
 
 
+def _ssh_blob(line: str) -> tuple[str, bytes]:
+    """(type, decoded key blob) of one OpenSSH public key line; ValueError if malformed."""
+    fields = line.strip().split()
+    if len(fields) < 2 or "\n" in line.strip():
+        raise ValueError("not one 'type AAAA... [comment]' line")
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+    except binascii.Error as e:
+        raise ValueError(f"the key data is not base64 ({e})") from None
+    length = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else 0
+    inner = blob[4 : 4 + length].decode("ascii", "replace")
+    if len(blob) < 4 + length or inner != fields[0]:
+        raise ValueError(f"the key data does not hold a {fields[0]} key")
+    return fields[0], blob
+
+
+def ssh_key_error(value: Any, name: str) -> str:
+    """Why ``value`` is not an OpenSSH public key EC2 can import, or ''."""
+    if not isinstance(value, str):
+        return f"{name} must be one OpenSSH public key line, got {type(value).__name__}"
+    try:
+        key_type, _ = _ssh_blob(value)
+    except ValueError as e:
+        return (
+            f"{name} must be one OpenSSH public key line "
+            f"(ssh-ed25519 AAAA... or ssh-rsa AAAA...): {e}"
+        )
+    if key_type not in EC2_KEY_TYPES:
+        return (
+            f"{name} is a {key_type} key; EC2 imports RSA (ssh-rsa) and "
+            "ED25519 (ssh-ed25519) keys only"
+        )
+    return ""
+
+
+def ssh_key_fingerprints(value: str) -> list[str]:
+    """Every form in which EC2 may report the fingerprint of this imported key.
+
+    AWS documents MD5 of the DER public key (SubjectPublicKeyInfo) for imported
+    RSA keys and the OpenSSH SHA-256 (base64) for ED25519 keys; moto 5 reports
+    ED25519 as colon-separated SHA-256 hex of the DER public key. A key pair whose
+    fingerprint is none of these holds another key."""
+    _, blob = _ssh_blob(value)
+    key = serialization.load_ssh_public_key(value.strip().encode())
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    def colons(digest: str) -> str:
+        return re.sub(r"([0-9a-f]{2})(?!$)", r"\1:", digest)
+
+    sha256_b64 = base64.b64encode(hashlib.sha256(blob).digest()).decode()
+    return [
+        colons(hashlib.md5(der, usedforsecurity=False).hexdigest()),
+        sha256_b64,
+        sha256_b64.rstrip("="),
+        "SHA256:" + sha256_b64.rstrip("="),
+        colons(hashlib.sha256(der).hexdigest()),
+    ]
+
+
+def _version(value: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in str(value).split("."))
+
+
+def db_engine_version(wanted: str, current: str | None) -> str:
+    """The EngineVersion to request from RDS ('' = leave it alone).
+
+    A major ("16") or a pinned minor ("16.4") equals any running version it
+    prefixes ("16.4", "16.4" respectively), so a converged database is never
+    modified; an older version than the running one is an error (RDS cannot
+    downgrade); a newer one is an upgrade."""
+    wanted = str(wanted or "")
+    if not wanted:
+        return ""
+    if not current:
+        return wanted
+    current = str(current)
+    if current == wanted or current.startswith(wanted + "."):
+        return ""
+    have, want = _version(current), _version(wanted)
+    if want < have[: len(want)]:
+        raise AnsibleFilterError(
+            f"aws_infra_db_engine_version {wanted!r} is older than the running {current!r}; "
+            "RDS cannot downgrade (give the running major, or empty)"
+        )
+    return wanted
+
+
+def db_major_upgrade(wanted: str, current: str | None) -> bool:
+    """True when ``wanted`` is a newer major version than the running one."""
+    if not wanted or not current:
+        return False
+    return _version(str(wanted))[0] > _version(str(current))[0]
+
+
 class FilterModule:
     """Ansible filter plugin entry point."""
 
@@ -41,4 +156,8 @@ class FilterModule:
             "aws_infra_cidr_error": cidr_error,
             "aws_infra_cidr_within": cidr_within,
             "aws_infra_cidrs_overlap": cidrs_overlap,
+            "aws_infra_ssh_key_error": ssh_key_error,
+            "aws_infra_ssh_key_fingerprints": ssh_key_fingerprints,
+            "aws_infra_db_engine_version": db_engine_version,
+            "aws_infra_db_major_upgrade": db_major_upgrade,
         }

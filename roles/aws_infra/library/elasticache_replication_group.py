@@ -120,8 +120,8 @@ options:
     type: str
   auth_token:
     description:
-      - The Redis AUTH token (16-128 printable characters, not C(@), C(") or C(/)).
-        Requires O(transit_encryption=true).
+      - "The Redis AUTH token, 16-128 characters: letters, digits and
+        C(! & # $ ^ < > -) only (what AWS accepts). Requires O(transit_encryption=true)."
     type: str
   auth_token_update:
     description:
@@ -266,6 +266,7 @@ tags:
 """
 
 import contextlib
+import string
 import time
 from typing import Any
 
@@ -304,7 +305,8 @@ MODIFIABLE = {
     "security_group_ids": "SecurityGroupIds",
     "engine_version": "EngineVersion",
 }
-BAD_TOKEN_CHARS = ('"', "@", "/")
+# What AWS accepts in an AUTH token (CreateReplicationGroup, AuthToken).
+TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "!&#$^<>-")
 
 
 class ParameterError(Exception):
@@ -352,8 +354,11 @@ def validate_params(params: dict[str, Any]) -> None:
             raise ParameterError("auth_token requires transit_encryption")
         if not 16 <= len(token) <= 128:
             raise ParameterError("auth_token must be 16 to 128 characters long")
-        if any(c in token for c in BAD_TOKEN_CHARS) or not token.isprintable():
-            raise ParameterError('auth_token must be printable and must not contain @, " or /')
+        if not set(token) <= TOKEN_CHARS:
+            raise ParameterError(
+                "auth_token may hold only letters, digits and ! & # $ ^ < > - "
+                "(AWS refuses the rest)"
+            )
 
 
 def desired_failover(params: dict[str, Any]) -> bool:
@@ -595,11 +600,39 @@ class ReplicationGroupManager:
             self.module.fail_json_aws(e, msg=f"{operation} failed for {self.name}")
         return {}  # unreachable, fail_json_aws exits
 
-    def wait(self, gone: bool) -> dict[str, Any] | None:
-        """Poll until available (or, with gone=True, until not found)."""
+    def call_when_ready(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Call a delete or modify; while AWS refuses it because the group is
+        busy (creating, modifying, snapshotting: InvalidReplicationGroupState),
+        wait for the group to be available and try again, up to wait_timeout."""
+        deadline = time.monotonic() + self.module.params["wait_timeout"]
+        while True:
+            try:
+                return getattr(self.client, operation)(aws_retry=True, **kwargs)
+            except is_boto3_error_code("InvalidReplicationGroupState") as e:
+                if time.monotonic() >= deadline:
+                    self.module.fail_json_aws(
+                        e, msg=f"{operation} refused for {self.name} until the timeout"
+                    )
+                self.wait(gone=False, deadline=deadline)
+            except (
+                botocore.exceptions.ClientError,
+                botocore.exceptions.BotoCoreError,
+            ) as e:  # pylint: disable=duplicate-except
+                self.module.fail_json_aws(e, msg=f"{operation} failed for {self.name}")
+
+    def wait(
+        self, gone: bool, deadline: float | None = None, expect: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Poll until available (or, with gone=True, until not found).
+
+        Available means status "available", no pending modifications, and the
+        group-level values in ``expect`` (API names) visible: right after a
+        modify AWS may still describe the group as available with the old
+        values."""
         timeout = self.module.params["wait_timeout"]
         interval = max(self.module.params["poll_interval"], 1)
-        deadline = time.monotonic() + timeout
+        if deadline is None:
+            deadline = time.monotonic() + timeout
         status = "unknown"
         while True:
             group = self.describe()
@@ -607,7 +640,7 @@ class ReplicationGroupManager:
                 return None
             if group is not None:
                 status = group.get("Status", "unknown")
-                if not gone and status == "available":
+                if not gone and settled(group, expect or {}):
                     return group
                 if not gone and status in ("create-failed", "deleting"):
                     self.module.fail_json(
@@ -626,6 +659,33 @@ class ReplicationGroupManager:
             time.sleep(interval)
 
 
+# ModifyReplicationGroup parameters that DescribeReplicationGroups shows at
+# the group level once applied: API name -> (description key, value mapping).
+VISIBLE_AFTER_MODIFY = {
+    "CacheNodeType": ("CacheNodeType", lambda v: v),
+    "ReplicationGroupDescription": ("Description", lambda v: v),
+    "AutomaticFailoverEnabled": ("AutomaticFailover", lambda v: "enabled" if v else "disabled"),
+    "MultiAZEnabled": ("MultiAZ", lambda v: "enabled" if v else "disabled"),
+    "SnapshotRetentionLimit": ("SnapshotRetentionLimit", lambda v: v),
+    "SnapshotWindow": ("SnapshotWindow", lambda v: v),
+}
+
+
+def settled(group: dict[str, Any], expect: dict[str, Any]) -> bool:
+    """True when the group is available with nothing pending and shows ``expect``."""
+    if group.get("Status") != "available":
+        return False
+    pending = {k: v for k, v in (group.get("PendingModifiedValues") or {}).items() if v}
+    if pending:
+        return False
+    for api, value in expect.items():
+        if api in VISIBLE_AFTER_MODIFY:
+            key, convert = VISIBLE_AFTER_MODIFY[api]
+            if group.get(key) != convert(value):
+                return False
+    return True
+
+
 def ensure_absent(manager: ReplicationGroupManager, group: dict[str, Any] | None) -> dict:
     module = manager.module
     changed = False
@@ -635,7 +695,7 @@ def ensure_absent(manager: ReplicationGroupManager, group: dict[str, Any] | None
             request: dict[str, Any] = {"ReplicationGroupId": manager.name}
             if module.params.get("final_snapshot_identifier"):
                 request["FinalSnapshotIdentifier"] = module.params["final_snapshot_identifier"]
-            manager.call("delete_replication_group", **request)
+            manager.call_when_ready("delete_replication_group", **request)
     if group is not None and module.params["wait"] and not module.check_mode:
         manager.wait(gone=True)
     before = current_state(group, []) if group else {}
@@ -675,6 +735,10 @@ def ensure_present(manager: ReplicationGroupManager, group: dict[str, Any] | Non
         module.fail_json(
             msg=f"Replication group {manager.name} is being deleted; run again once it is gone"
         )
+    # A re-run while the group is still being created (or modified) has no
+    # endpoint to report yet: wait for it rather than return an empty one.
+    if params["wait"] and not module.check_mode and not settled(group, {}):
+        group = manager.wait(gone=False) or group
     have = current_state(group, manager.members(group))
     modify, immutable = plan_changes(want, have)
     if immutable:
@@ -698,13 +762,14 @@ def ensure_present(manager: ReplicationGroupManager, group: dict[str, Any] | Non
         after["auth_token_enabled"] = True
     changed = bool(modify) or tags_changed
     if modify and not module.check_mode:
-        manager.call(
+        manager.call_when_ready(
             "modify_replication_group",
             ReplicationGroupId=manager.name,
             ApplyImmediately=params["apply_immediately"],
             **modify,
         )
-        group = manager.wait(gone=False) if params["wait"] else manager.describe()
+        expect = modify if params["apply_immediately"] else {}
+        group = manager.wait(gone=False, expect=expect) if params["wait"] else manager.describe()
     elif tags_changed and not module.check_mode:
         group = manager.describe()
     return result_for(manager, group, changed, have, after)

@@ -1,0 +1,116 @@
+"""roles/aws_infra/library/aws_infra_alarms.py against moto: created, a re-run
+changes nothing, an alarm no longer listed is deleted, a same-prefixed alarm
+without the environment's tags is left alone, state=absent removes the rest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+MODULE = Path(__file__).resolve().parent.parent / "roles/aws_infra/library/aws_infra_alarms.py"
+TAGS = {"project": "cachedapp", "env": "ci"}
+TOPIC = "arn:aws:sns:us-east-1:123456789012:cachedapp-ci-alarms"
+ALARMS = [
+    {
+        "name": "db-cpu",
+        "namespace": "AWS/RDS",
+        "metric": "CPUUtilization",
+        "dimensions": {"DBInstanceIdentifier": "cachedapp-ci-db"},
+        "threshold": 80,
+        "evaluation_periods": 2,
+    },
+    {
+        "name": "db-free-storage",
+        "namespace": "AWS/RDS",
+        "metric": "FreeStorageSpace",
+        "statistic": "Minimum",
+        "comparison": "LessThanOrEqualToThreshold",
+        "dimensions": {"DBInstanceIdentifier": "cachedapp-ci-db"},
+        "threshold": 2147483648,
+    },
+    {
+        "name": "web-i-0123-status-check",
+        "namespace": "AWS/EC2",
+        "metric": "StatusCheckFailed",
+        "statistic": "Maximum",
+        "dimensions": {"InstanceId": "i-0123"},
+        "threshold": 1,
+        "period": 60,
+        "evaluation_periods": 2,
+    },
+]
+
+
+def run(env: dict[str, str], check: bool = False, **args: Any) -> dict[str, Any]:
+    module_args = {
+        "region": env["AWS_REGION"],
+        "endpoint_url": env["AWS_URL"],
+        "prefix": "cachedapp-ci-",
+        "tags": TAGS,
+        "topic_arn": TOPIC,
+        "_ansible_check_mode": check,
+        **args,
+    }
+    proc = subprocess.run(
+        [sys.executable, str(MODULE), json.dumps({"ANSIBLE_MODULE_ARGS": module_args})],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    return json.loads(proc.stdout)
+
+
+def names(env: dict[str, str]) -> list[str]:
+    cw = boto3.client(
+        "cloudwatch",
+        endpoint_url=env["AWS_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return sorted(a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"])
+
+
+def test_alarms_created_idempotent_pruned_and_removed(aws_env: dict[str, str]) -> None:
+    planned = run(aws_env, check=True, alarms=ALARMS)
+    assert planned["changed"] is True
+    assert names(aws_env) == []
+    created = run(aws_env, alarms=ALARMS)
+    assert created["changed"] is True
+    assert sorted(created["created"]) == [f"cachedapp-ci-{a['name']}" for a in ALARMS]
+    assert run(aws_env, alarms=ALARMS)["changed"] is False
+    assert run(aws_env, check=True, alarms=ALARMS)["changed"] is False
+    changed = [{**ALARMS[0], "threshold": 90}, *ALARMS[1:]]
+    assert run(aws_env, alarms=changed)["updated"] == ["cachedapp-ci-db-cpu"]
+    # Somebody else's alarm with the same prefix (no tags).
+    cw = boto3.client(
+        "cloudwatch",
+        endpoint_url=aws_env["AWS_URL"],
+        region_name=aws_env["AWS_REGION"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    cw.put_metric_alarm(
+        AlarmName="cachedapp-ci-theirs",
+        Namespace="AWS/EC2",
+        MetricName="CPUUtilization",
+        Statistic="Average",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    pruned = run(aws_env, alarms=changed[:2])  # the web host went away
+    assert pruned["deleted"] == ["cachedapp-ci-web-i-0123-status-check"]
+    assert pruned["foreign"] == ["cachedapp-ci-theirs"]
+    gone = run(aws_env, state="absent", topic_arn=None)
+    assert sorted(gone["deleted"]) == ["cachedapp-ci-db-cpu", "cachedapp-ci-db-free-storage"]
+    assert names(aws_env) == ["cachedapp-ci-theirs"]
+    assert run(aws_env, state="absent", topic_arn=None)["changed"] is False
