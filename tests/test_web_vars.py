@@ -161,9 +161,24 @@ def role_defaults(role: str) -> dict[str, Any]:
     return load(ROLES / role / "defaults" / "main.yml")
 
 
+# vars/main.yml's derived values, as Ansible computes them from the defaults
+# (this renderer has no lazy templating of variables).
+NGINX_DERIVED = {
+    "__nginx_tls": False,
+    "__nginx_tls_cert": "/etc/nginx/tls/site.crt",
+    "__nginx_tls_key": "/etc/nginx/tls/site.key",
+    "__nginx_upstream_ca": "/etc/nginx/tls/upstream-ca.crt",
+    "__nginx_upstream_scheme": "http",
+}
+
+
+def nginx_variables(platform: str) -> dict[str, Any]:
+    return role_defaults("nginx") | first_found_vars("nginx", platform) | NGINX_DERIVED
+
+
 @pytest.mark.parametrize("platform", list(FACTS))
 def test_nginx_conf_renders_for_each_platform(platform: str) -> None:
-    variables = role_defaults("nginx") | first_found_vars("nginx", platform)
+    variables = nginx_variables(platform)
     conf = render("nginx", "nginx.conf.j2", variables)
     assert f"user {variables['__nginx_user']};" in conf
     assert f"include {variables['__nginx_modules_include']};" in conf
@@ -175,6 +190,27 @@ def test_nginx_conf_renders_for_each_platform(platform: str) -> None:
     assert "proxy_http_version 1.1;" in conf
     assert 'proxy_set_header Connection "";' in conf
     assert conf.count("{") == conf.count("}")
+    # HTTP only: no redirect, the security headers on every answer.
+    assert "return 301" not in conf
+    assert 'add_header X-Content-Type-Options "nosniff" always;' in conf
+
+
+def test_nginx_conf_with_tls_serves_https_and_redirects_http() -> None:
+    variables = nginx_variables("Debian-12") | {
+        "__nginx_tls": True,
+        "nginx_https_redirect_port": 8443,
+    }
+    conf = render("nginx", "nginx.conf.j2", variables)
+    assert "listen 443 ssl http2 default_server;" in conf
+    assert "ssl_certificate /etc/nginx/tls/site.crt;" in conf
+    assert "return 301 https://$host:8443$request_uri;" in conf
+    assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in conf
+    # Health checks and scraping stay on HTTP inside the network.
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert f"location = {path} {{" in conf
+    assert conf.count("{") == conf.count("}")
+    on_443 = render("nginx", "nginx.conf.j2", variables | {"nginx_https_redirect_port": 443})
+    assert "return 301 https://$host$request_uri;" in on_443
 
 
 @pytest.mark.parametrize("platform", list(FACTS))
@@ -210,6 +246,7 @@ def test_config_template_is_what_the_app_accepts(tmp_path: Path) -> None:
     """Rendered with the role's defaults, the app's own loader accepts the file."""
     config = pytest.importorskip("cachedapp.config")
     variables = role_defaults("app") | {
+        "__app_db_ca_file": "",
         "app_db_host": "db.internal",
         "app_db_password": 'pa"ss\\word',
         "app_redis_password": "s3cret",

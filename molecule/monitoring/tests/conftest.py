@@ -22,6 +22,9 @@ ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve(
 SCENARIO = Path(__file__).resolve().parents[1]
 STACK = os.environ.get("CGC_LOCAL_STACK", "cgc")
 HTTP_PORT = int(os.environ.get("CGC_LOCAL_HTTP_PORT", "8080"))
+HTTPS_PORT = int(os.environ.get("CGC_LOCAL_HTTPS_PORT", "8443"))
+# The stack's private CA (role pki; this scenario runs on the project's inventory).
+CA_FILE = ROOT / ".ansible" / "pki" / "ca.crt"
 PROMETHEUS = f"http://127.0.0.1:{os.environ.get('CGC_LOCAL_PROMETHEUS_PORT', '9090')}"
 WEB_COUNT = int(os.environ.get("CGC_LOCAL_WEB_COUNT", "1"))
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import requests
 from conftest import (
-    HTTP_PORT,
+    CA_FILE,
+    HTTPS_PORT,
     ROOT,
     STACK,
     WEB_COUNT,
@@ -57,7 +58,9 @@ def test_every_target_is_up(granted: None) -> None:
 
 def test_the_apps_and_nginxs_counters_arrive() -> None:
     for _ in range(3):
-        requests.get(f"http://127.0.0.1:{HTTP_PORT}/", timeout=30).raise_for_status()
+        requests.get(
+            f"https://127.0.0.1:{HTTPS_PORT}/", timeout=30, verify=str(CA_FILE)
+        ).raise_for_status()
     wait_for(
         "cache lookups counted",
         lambda: query('sum(cachedapp_cache_results_total{result=~"hit|miss"}) >= 3'),
