@@ -20,6 +20,7 @@ for tool in "$@"; do
     promtool)
       if ! command -v promtool >/dev/null; then
         tmp=$(mktemp -d)
+        chmod 0755 "$tmp" # apt downloads as _apt
         DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
         (cd "$tmp" && apt-get download -q prometheus >/dev/null)
         dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >/usr/local/bin/promtool
