@@ -51,9 +51,9 @@ class Response:
 
 
 def pki_dir() -> Path:
-    """The controller's private CA (role pki): under the inventory's state
-    directory, `<inventory dir>/../../.ansible/pki` (inventory/local/group_vars)."""
-    return Path(os.path.normpath(INVENTORY / "hosts" / ".." / ".." / ".ansible" / "pki"))
+    """The controller's private CA (role pki) in the project's state directory
+    (local_state_dir, inventory/local/group_vars/all/local.yml)."""
+    return PROJECT / ".ansible" / "pki"
 
 
 def tls_context() -> ssl.SSLContext:
