@@ -138,11 +138,13 @@ CASES |= {
             "app_db_host": "10.230.80.300",
             "app_db_port": 70000,
             "app_redis_url": f"http://app:{SECRET}@cache:6379/0",
+            "app_db_ca_bundle": "http://truststore.example/global-bundle.pem",
         },
         [
             "app_db_host: '10.230.80.300' ",
             "app_db_port: 70000 ",
             "app_redis_url: 'http://***@cache:6379/0' ",
+            "app_db_ca_bundle: 'http://truststore.example/global-bundle.pem' ",
         ],
     ),
     "loadbalancer": Case(
