@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 
 import aws_support
 import pytest
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from aws_support import ERG_NAME as NAME
 from aws_support import ERG_PARAMS, ERG_PATH, Failed, FakeClock, load_module, stubbed_client
 from aws_support import erg_group as group
@@ -30,8 +29,6 @@ class FakeModule(aws_support.FakeModule):
 def stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Stubber]]:
     clock = FakeClock()
     monkeypatch.setattr(rg, "time", clock)
-    # No real backoff sleeps either (throttling is not what these tests are about).
-    monkeypatch.setattr(rg, "AWSRetry", AWSRetry)
     with stubbed_client("elasticache") as (client, stub):
         yield client, stub
 
