@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aws_support import reset_moto
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -62,12 +63,6 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(timeout=10)
-
-
-def reset_moto(url: str) -> None:
-    """Empty a moto server (POST /moto-api/reset)."""
-    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=10)
 
 
 def aws_environment(url: str) -> dict[str, str]:

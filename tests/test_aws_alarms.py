@@ -4,16 +4,11 @@ without the environment's tags is left alone, state=absent removes the rest."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-import boto3
+from aws_support import LIBRARY, TAGS, client, module_result
 
-MODULE = Path(__file__).resolve().parent.parent / "roles/aws_infra/library/aws_infra_alarms.py"
-TAGS = {"project": "cachedapp", "env": "ci"}
+MODULE = LIBRARY / "aws_infra_alarms.py"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:cachedapp-ci-alarms"
 ALARMS = [
     {
@@ -48,33 +43,17 @@ ALARMS = [
 
 def run(env: dict[str, str], check: bool = False, **args: Any) -> dict[str, Any]:
     module_args = {
-        "region": env["AWS_REGION"],
-        "endpoint_url": env["AWS_URL"],
         "prefix": "cachedapp-ci-",
         "tags": TAGS,
         "topic_arn": TOPIC,
         "_ansible_check_mode": check,
         **args,
     }
-    proc = subprocess.run(
-        [sys.executable, str(MODULE), json.dumps({"ANSIBLE_MODULE_ARGS": module_args})],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
-    return json.loads(proc.stdout)
+    return module_result(MODULE, env, module_args)
 
 
 def names(env: dict[str, str]) -> list[str]:
-    cw = boto3.client(
-        "cloudwatch",
-        endpoint_url=env["AWS_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    cw = client(env, "cloudwatch")
     return sorted(a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"])
 
 
@@ -90,13 +69,7 @@ def test_alarms_created_idempotent_pruned_and_removed(aws_env: dict[str, str]) -
     changed = [{**ALARMS[0], "threshold": 90}, *ALARMS[1:]]
     assert run(aws_env, alarms=changed)["updated"] == ["cachedapp-ci-db-cpu"]
     # Somebody else's alarm with the same prefix (no tags).
-    cw = boto3.client(
-        "cloudwatch",
-        endpoint_url=aws_env["AWS_URL"],
-        region_name=aws_env["AWS_REGION"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    cw = client(aws_env, "cloudwatch")
     cw.put_metric_alarm(
         AlarmName="cachedapp-ci-theirs",
         Namespace="AWS/EC2",

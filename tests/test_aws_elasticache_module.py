@@ -8,65 +8,32 @@ timeout, and errors that read as one message.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
-
-MODULE_PATH = (
-    Path(__file__).resolve().parent.parent
-    / "roles/aws_infra/library/elasticache_replication_group.py"
+from aws_support import (
+    ERG_PARAMS,
+    ERG_PATH,
+    ansible_playbook,
+    client,
+    erg_group,
+    load_module,
+    run_module,
 )
-TOKEN = "unit-test-auth-token-0123456789"
+from aws_support import ERG_TOKEN as TOKEN
 
-
-def _load_module() -> Any:
-    spec = importlib.util.spec_from_file_location("elasticache_replication_group", MODULE_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rg = _load_module()
+MODULE_PATH = ERG_PATH
+rg = load_module(MODULE_PATH, "elasticache_replication_group")
 
 
 def params(**overrides: Any) -> dict[str, Any]:
     """The module's parameters with its defaults, as AnsibleModule would pass them."""
-    base = {
-        "replication_group_id": "cachedapp-test",
-        "state": "present",
-        "description": None,
-        "engine": "redis",
-        "engine_version": None,
-        "node_type": "cache.t4g.micro",
-        "cluster_mode": False,
-        "num_node_groups": 1,
-        "replicas_per_node_group": 1,
-        "automatic_failover": None,
-        "multi_az": None,
-        "port": 6379,
-        "subnet_group": None,
-        "security_group_ids": None,
-        "parameter_group": None,
-        "transit_encryption": True,
-        "at_rest_encryption": True,
-        "kms_key_id": None,
-        "auth_token": TOKEN,
-        "snapshot_retention_limit": None,
-        "snapshot_window": None,
-        "maintenance_window": None,
-        "tags": None,
-    }
-    base.update(overrides)
-    return base
+    return {**ERG_PARAMS, **overrides}
 
 
 # --- planning functions (no AWS) ---------------------------------------------
@@ -142,30 +109,9 @@ def test_create_parameters_cluster_mode_enabled() -> None:
 
 
 def _described(**overrides: Any) -> dict[str, Any]:
-    group = {
-        "ReplicationGroupId": "cachedapp-test",
-        "Description": "cachedapp-test",
-        "Status": "available",
-        "Engine": "redis",
-        "CacheNodeType": "cache.t4g.micro",
-        "ClusterEnabled": False,
-        "AutomaticFailover": "enabled",
-        "MultiAZ": "enabled",
-        "TransitEncryptionEnabled": True,
-        "AtRestEncryptionEnabled": True,
-        "AuthTokenEnabled": True,
-        "SnapshotRetentionLimit": 0,
-        "SnapshotWindow": "05:00-06:00",
-        "NodeGroups": [
-            {
-                "PrimaryEndpoint": {"Address": "master.example", "Port": 6379},
-                "ReaderEndpoint": {"Address": "replica.example", "Port": 6379},
-                "NodeGroupMembers": [{"CacheClusterId": "a"}, {"CacheClusterId": "b"}],
-            }
-        ],
-    }
-    group.update(overrides)
-    return group
+    return erg_group(
+        Engine="redis", SnapshotRetentionLimit=0, SnapshotWindow="05:00-06:00", **overrides
+    )
 
 
 def test_current_state_normalises_a_description() -> None:
@@ -271,21 +217,12 @@ def run(
         "name": "cachedapp-test",
         "node_type": "cache.t4g.micro",
         "auth_token": TOKEN,
-        "region": env["AWS_REGION"],
-        "endpoint_url": env["AWS_URL"],
         "poll_interval": 1,
         "_ansible_check_mode": check,
         "_ansible_diff": diff,
         **args,
     }
-    proc = subprocess.run(
-        [sys.executable, str(MODULE_PATH), json.dumps({"ANSIBLE_MODULE_ARGS": module_args})],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    proc = run_module(MODULE_PATH, env, module_args, timeout=120)
     assert TOKEN not in proc.stdout + proc.stderr, "the AUTH token leaked into the output"
     result = json.loads(proc.stdout)
     result["rc"] = proc.returncode
@@ -293,14 +230,7 @@ def run(
 
 
 def describe(env: dict[str, str], name: str = "cachedapp-test") -> dict[str, Any] | None:
-    client = boto3.client(
-        "elasticache",
-        endpoint_url=env["AWS_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
-    groups = client.describe_replication_groups()["ReplicationGroups"]
+    groups = client(env, "elasticache").describe_replication_groups()["ReplicationGroups"]
     return next((g for g in groups if g["ReplicationGroupId"] == name), None)
 
 
@@ -439,16 +369,11 @@ def test_an_unreachable_endpoint_is_one_clear_message(
         )
     )
     env = {**aws_env, "ANSIBLE_LIBRARY": str(MODULE_PATH.parent), "AWS_MAX_ATTEMPTS": "1"}
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}"),
-            str(playbook),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
+    proc = ansible_playbook(
+        env,
+        *("-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}"),
+        str(playbook),
+        cwd=None,
         timeout=180,
     )
     output = proc.stdout + proc.stderr

@@ -5,148 +5,32 @@ old values right after a modify."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import boto3
+import aws_support
 import pytest
-from ansible_collections.amazon.aws.plugins.module_utils.retries import (
-    AWSRetry,
-    RetryingBotoClientWrapper,
-)
+from aws_support import ERG_NAME as NAME
+from aws_support import ERG_PARAMS, ERG_PATH, Failed, FakeClock, load_module, stubbed_client
+from aws_support import erg_group as group
 from botocore.stub import Stubber
 
-MODULE_PATH = (
-    Path(__file__).resolve().parent.parent
-    / "roles/aws_infra/library/elasticache_replication_group.py"
-)
-NAME = "cachedapp-test"
-TOKEN = "unit-test-auth-token-0123456789"
+rg = load_module(ERG_PATH, "erg_states")
 
 
-def _load() -> Any:
-    spec = importlib.util.spec_from_file_location("erg_states", MODULE_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+class FakeModule(aws_support.FakeModule):
+    """The manager's AnsibleAWSModule: every parameter, defaults but for a
+    node type and AUTH token."""
 
-
-rg = _load()
-
-
-class Failed(Exception):
-    """fail_json / fail_json_aws were called."""
-
-
-class FakeClock:
-    """time.monotonic/sleep without waiting: sleeping advances the clock."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class FakeModule:
-    """What the manager uses of AnsibleAWSModule, with a stubbed client."""
-
-    def __init__(self, client: Any, **params: Any) -> None:
-        self._client = client
-        self.check_mode = False
-        self.params = {
-            "replication_group_id": NAME,
-            "state": "present",
-            "description": None,
-            "engine": "redis",
-            "engine_version": None,
-            "node_type": "cache.t4g.micro",
-            "cluster_mode": False,
-            "num_node_groups": 1,
-            "replicas_per_node_group": 1,
-            "automatic_failover": None,
-            "multi_az": None,
-            "port": 6379,
-            "subnet_group": None,
-            "security_group_ids": None,
-            "parameter_group": None,
-            "transit_encryption": True,
-            "at_rest_encryption": True,
-            "kms_key_id": None,
-            "auth_token": TOKEN,
-            "auth_token_update": "on_create",
-            "auth_token_update_strategy": "rotate",
-            "snapshot_retention_limit": None,
-            "snapshot_window": None,
-            "maintenance_window": None,
-            "apply_immediately": True,
-            "final_snapshot_identifier": None,
-            "tags": None,
-            "purge_tags": True,
-            "wait": True,
-            "wait_timeout": 600,
-            "poll_interval": 15,
-            **params,
-        }
-
-    def client(self, service: str, retry_decorator: Any = None) -> Any:
-        return RetryingBotoClientWrapper(self._client, retry_decorator)
-
-    def fail_json(self, msg: str, **kwargs: Any) -> None:
-        raise Failed(msg)
-
-    def fail_json_aws(self, exception: BaseException, msg: str = "", **kwargs: Any) -> None:
-        raise Failed(f"{msg}: {exception}")
+    defaults: ClassVar[dict[str, Any]] = ERG_PARAMS
 
 
 @pytest.fixture
 def stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Stubber]]:
     clock = FakeClock()
     monkeypatch.setattr(rg, "time", clock)
-    # No real backoff sleeps either (throttling is not what these tests are about).
-    monkeypatch.setattr(rg, "AWSRetry", AWSRetry)
-    client = boto3.client(
-        "elasticache",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with Stubber(client) as stub:
+    with stubbed_client("elasticache") as (client, stub):
         yield client, stub
-        stub.assert_no_pending_responses()
-
-
-def group(status: str = "available", endpoint: bool = True, **extra: Any) -> dict[str, Any]:
-    node_group: dict[str, Any] = {
-        "NodeGroupId": "0001",
-        "NodeGroupMembers": [{"CacheClusterId": f"{NAME}-001"}, {"CacheClusterId": f"{NAME}-002"}],
-    }
-    if endpoint:
-        node_group["PrimaryEndpoint"] = {"Address": "master.example", "Port": 6379}
-        node_group["ReaderEndpoint"] = {"Address": "replica.example", "Port": 6379}
-    return {
-        "ReplicationGroupId": NAME,
-        "Description": NAME,
-        "Status": status,
-        "ARN": f"arn:aws:elasticache:us-east-1:123456789012:replicationgroup:{NAME}",
-        "CacheNodeType": "cache.t4g.micro",
-        "ClusterEnabled": False,
-        "AutomaticFailover": "enabled",
-        "MultiAZ": "enabled",
-        "TransitEncryptionEnabled": True,
-        "AtRestEncryptionEnabled": True,
-        "AuthTokenEnabled": True,
-        "MemberClusters": [],
-        "NodeGroups": [node_group],
-        **extra,
-    }
 
 
 def describes(stub: Stubber, *groups: dict[str, Any]) -> None:

@@ -9,32 +9,18 @@ account passes with the policy, and a real run without one action it needs
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import json
 import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from aws_support import ROOT, aws_playbook, flat, load_module, own_vpcs, reset_moto
 
-ROOT = Path(__file__).resolve().parent.parent
 POLICY = json.loads((ROOT / "docs/aws-iam-policy.json").read_text())
-
-
-def _iam_user() -> Any:
-    spec = importlib.util.spec_from_file_location("iam_user", ROOT / "molecule/aws/iam_user.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-iam_user = _iam_user()
+iam_user = load_module(ROOT / "molecule/aws/iam_user.py", "iam_user")
 
 
 @pytest.fixture
@@ -51,24 +37,11 @@ def as_deployer(aws_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
 
     yield make
     iam_user.enforce(aws_env["AWS_URL"], "inf")
-    reset = urllib.request.Request(f"{aws_env['AWS_URL']}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10)
+    reset_moto(aws_env["AWS_URL"])
 
 
 def provision(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "inventory/aws", "--extra-vars=@molecule/aws/vars/test.yml", *args),
-            "playbooks/provision.yml",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
+    return aws_playbook(env, "provision", "--extra-vars=@molecule/aws/vars/test.yml", *args)
 
 
 def test_policy_is_valid_and_scoped() -> None:
@@ -108,7 +81,7 @@ def test_dry_run_passes_with_the_policy(as_deployer: Any) -> None:
 def test_one_action_removed_is_refused(as_deployer: Any) -> None:
     env = as_deployer("ec2:CreateVpc")
     proc = provision(env)
-    output = " ".join((proc.stdout + proc.stderr).split())
+    output = flat(proc.stdout + proc.stderr)
     assert proc.returncode != 0, output[-3000:]
     assert "Create the VPC" in output
     assert "UnauthorizedOperation" in output or "not authorized" in output, output[-3000:]
@@ -119,4 +92,4 @@ def test_one_action_removed_is_refused(as_deployer: Any) -> None:
     checker = boto3.client(
         "ec2", endpoint_url=env["AWS_URL"], region_name=env["AWS_REGION"], **keys["checker"]
     )
-    assert [v for v in checker.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+    assert own_vpcs(checker) == []

@@ -6,38 +6,29 @@ the admin CIDR's width and the RDS engine version to request."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
+from aws_support import (
+    LIBRARY,
+    TEST_VARS,
+    aws_infra_filters,
+    client,
+    flat,
+    module_result,
+    own_vpcs,
+    provision_refused,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-ROOT = Path(__file__).resolve().parent.parent
-AMI_MODULE = ROOT / "roles/aws_infra/library/aws_infra_ami.py"
-TEST_VARS = yaml.safe_load((ROOT / "molecule/aws/vars/test.yml").read_text())
+AMI_MODULE = LIBRARY / "aws_infra_ami.py"
 SSM_X86 = "ami-0d27e0fb3bac4d724"  # moto's us-east-1 al2023-ami-kernel-default-x86_64
 SSM_ARM = "ami-065b1b834d2a83a7a"  # ... -arm64 (both in molecule/aws/amis.json)
 
-
-def _filters() -> Any:
-    path = ROOT / "roles/aws_infra/filter_plugins/aws_infra_filters.py"
-    spec = importlib.util.spec_from_file_location("aws_infra_filters_pf", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-f = _filters()
+f = aws_infra_filters()
 
 
 def openssh(kind: str) -> str:
@@ -50,16 +41,6 @@ def openssh(kind: str) -> str:
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
     return line.decode() + " someone@example"
-
-
-def client(env: dict[str, str], service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=env["AWS_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 # --- filters --------------------------------------------------------------------------
@@ -142,16 +123,7 @@ def test_fingerprint_matches_what_ec2_reports(kind: str, aws_env: dict[str, str]
 
 
 def run_ami(env: dict[str, str], **args: Any) -> dict[str, Any]:
-    module_args = {"region": env["AWS_REGION"], "endpoint_url": env["AWS_URL"], **args}
-    proc = subprocess.run(
-        [sys.executable, str(AMI_MODULE), json.dumps({"ANSIBLE_MODULE_ARGS": module_args})],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
-    return json.loads(proc.stdout)
+    return module_result(AMI_MODULE, env, args)
 
 
 @pytest.mark.parametrize(
@@ -195,22 +167,7 @@ def test_unknown_instance_type_is_refused(aws_env: dict[str, str]) -> None:
 
 
 def provision_fails(env: dict[str, str], tmp_path: Path, extra: dict[str, Any]) -> str:
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps({**TEST_VARS, **extra}))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "inventory/aws", f"--extra-vars=@{vars_file}", "playbooks/provision.yml"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
-    output = " ".join((proc.stdout + proc.stderr).split())
-    assert proc.returncode != 0, output
+    output = flat(provision_refused(env, tmp_path, {**TEST_VARS, **extra}))
     assert "Traceback" not in output
     return output
 
@@ -223,7 +180,7 @@ def test_key_pair_holding_another_key_is_not_reused(
     output = provision_fails(aws_env, tmp_path, {})
     assert "key pair cachedapp-ci already exists with fingerprint" in output
     assert "which is not the key in aws_infra_ssh_public_key" in output
-    assert [v for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+    assert own_vpcs(ec2) == []
 
 
 def test_wrong_architecture_stops_before_any_change(
@@ -236,5 +193,5 @@ def test_wrong_architecture_stops_before_any_change(
     )
     assert "aws_infra_ami_architecture 'x86_64' does not run on aws_infra_instance_type" in output
     ec2 = client(aws_env, "ec2")
-    assert [v for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+    assert own_vpcs(ec2) == []
     assert ec2.describe_key_pairs()["KeyPairs"] == []

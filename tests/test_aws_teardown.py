@@ -9,15 +9,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import boto3
+import aws_support
 import jinja2
 import pytest
 import yaml
@@ -25,72 +21,42 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import (
     AWSRetry,
     RetryingBotoClientWrapper,
 )
+from aws_support import (
+    LIBRARY,
+    ROOT,
+    TAG_LIST,
+    TAGS,
+    TEST_VARS,
+    Failed,
+    FakeClock,
+    aws_playbook,
+    client,
+    extra_vars,
+    flat,
+    load_module,
+    stubbed_client,
+)
 from botocore.stub import ANY, Stubber
 
-ROOT = Path(__file__).resolve().parent.parent
-TEST_VARS = yaml.safe_load((ROOT / "molecule/aws/vars/test.yml").read_text())
-TAGS = {"project": "cachedapp", "env": "ci"}
-TAG_LIST = [{"Key": k, "Value": v} for k, v in TAGS.items()]
+cleanup_mod = load_module(LIBRARY / "aws_infra_vpc_cleanup.py", "aws_infra_vpc_cleanup_t")
 
 
-def _load(name: str) -> Any:
-    path = ROOT / f"roles/aws_infra/library/{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_t", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cleanup_mod = _load("aws_infra_vpc_cleanup")
-
-
-class Failed(Exception):
-    """fail_json_aws was called."""
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class FakeModule:
-    def __init__(self, **params: Any) -> None:
-        self.check_mode = False
-        self.warnings: list[str] = []
-        self.params = {
-            "vpc_id": "vpc-1",
-            "tags": TAGS,
-            "security_groups": [],
-            "delete_network": False,
-            "wait_timeout": 300,
-            "poll_interval": 15,
-            **params,
-        }
-
-    def warn(self, msg: str) -> None:
-        self.warnings.append(msg)
-
-    def fail_json_aws(self, exception: BaseException, msg: str = "", **kwargs: Any) -> None:
-        raise Failed(f"{msg}: {exception}")
+class FakeModule(aws_support.FakeModule):
+    defaults: ClassVar[dict[str, Any]] = {
+        "vpc_id": "vpc-1",
+        "tags": TAGS,
+        "security_groups": [],
+        "delete_network": False,
+        "wait_timeout": 300,
+        "poll_interval": 15,
+    }
 
 
 @pytest.fixture
 def ec2(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Stubber]]:
     monkeypatch.setattr(cleanup_mod, "time", FakeClock())
-    client = boto3.client(
-        "ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    with Stubber(client) as stub:
+    with stubbed_client("ec2") as (client, stub):
         yield RetryingBotoClientWrapper(client, AWSRetry.jittered_backoff()), stub
-        stub.assert_no_pending_responses()
 
 
 def sg(group_id: str, name: str, tags: list | None = None, refs: bool = False) -> dict:
@@ -205,13 +171,14 @@ def test_untagged_security_group_and_subnet_are_left_and_the_vpc_kept(ec2: tuple
 
 
 def clients(env: dict[str, str]) -> dict[str, Any]:
-    kwargs = {
-        "endpoint_url": env["AWS_URL"],
-        "region_name": env["AWS_REGION"],
-        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-    }
-    return {s: boto3.client(s, **kwargs) for s in ("ec2", "elbv2", "rds", "elasticache", "ssm")}
+    return {s: client(env, s) for s in ("ec2", "elbv2", "rds", "elasticache", "ssm")}
+
+
+def teardown(env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
+    """playbooks/teardown.yml, confirmed: its return code and flattened output."""
+    confirmed = extra_vars(tmp_path, {**TEST_VARS, "aws_infra_teardown_confirm": "cachedapp-ci"})
+    proc = aws_playbook(env, "teardown", confirmed)
+    return proc.returncode, flat(proc.stdout + proc.stderr)
 
 
 def test_same_named_resources_of_others_are_left_alone(
@@ -252,24 +219,10 @@ def test_same_named_resources_of_others_are_left_alone(
         Protocol="HTTP",
         Port=80,
         VpcId=other_vpc,
-        Tags=[{"Key": k, "Value": v} for k, v in TAGS.items()],
+        Tags=TAG_LIST,
     )
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps({**TEST_VARS, "aws_infra_teardown_confirm": "cachedapp-ci"}))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "inventory/aws", f"--extra-vars=@{vars_file}", "playbooks/teardown.yml"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=aws_env,
-        check=False,
-        timeout=300,
-    )
-    output = " ".join((proc.stdout + proc.stderr).split())
-    assert proc.returncode == 0, output
+    returncode, output = teardown(aws_env, tmp_path)
+    assert returncode == 0, output
     assert "changed=0" in output
     for kind, name in [
         ("key_pair", "cachedapp-ci"),
@@ -327,22 +280,8 @@ def test_deletion_protected_database_stops_teardown_before_anything(
         Tags=TAG_LIST,
     )
     c["ssm"].put_parameter(Name="/cachedapp/ci/endpoints", Value="{}", Type="String", Tags=TAG_LIST)
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps({**TEST_VARS, "aws_infra_teardown_confirm": "cachedapp-ci"}))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "inventory/aws", f"--extra-vars=@{vars_file}", "playbooks/teardown.yml"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=aws_env,
-        check=False,
-        timeout=300,
-    )
-    output = " ".join((proc.stdout + proc.stderr).split())
-    assert proc.returncode != 0, output[-3000:]
+    returncode, output = teardown(aws_env, tmp_path)
+    assert returncode != 0, output[-3000:]
     assert "RDS instance cachedapp-ci-db has deletion protection on; nothing was deleted" in output
     assert c["ssm"].get_parameter(Name="/cachedapp/ci/endpoints")["Parameter"]["Value"] == "{}"
     assert len(c["rds"].describe_db_instances()["DBInstances"]) == 1

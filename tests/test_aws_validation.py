@@ -9,59 +9,32 @@ Also covers the role's CIDR filters directly.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-TEST_VARS = yaml.safe_load((ROOT / "molecule/aws/vars/test.yml").read_text())
-
-
-def provision(env: dict[str, str], tmp_path: Path, extra: dict[str, Any], *args: str) -> str:
-    """Run the provision playbook; return its combined output (it must fail)."""
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps(extra))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "inventory/aws", f"--extra-vars=@{vars_file}", *args),
-            "playbooks/provision.yml",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, f"bad input was accepted:\n{output}"
-    return output
+from aws_support import (
+    TEST_VARS,
+    aws_infra_filters,
+    aws_playbook,
+    client,
+    flat,
+    own_vpcs,
+)
+from aws_support import provision_refused as provision
 
 
 def assert_nothing_created(env: dict[str, str]) -> None:
-    kwargs = {
-        "endpoint_url": env["AWS_URL"],
-        "region_name": env["AWS_REGION"],
-        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-    }
-    ec2 = boto3.client("ec2", **kwargs)
-    assert [v for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+    ec2 = client(env, "ec2")
+    assert own_vpcs(ec2) == []
     assert ec2.describe_key_pairs()["KeyPairs"] == []
     assert ec2.describe_instances()["Reservations"] == []
-    assert boto3.client("rds", **kwargs).describe_db_instances()["DBInstances"] == []
-    cache = boto3.client("elasticache", **kwargs)
+    assert client(env, "rds").describe_db_instances()["DBInstances"] == []
+    cache = client(env, "elasticache")
     assert cache.describe_replication_groups()["ReplicationGroups"] == []
-    assert boto3.client("ssm", **kwargs).describe_parameters()["Parameters"] == []
+    assert client(env, "ssm").describe_parameters()["Parameters"] == []
 
 
 def without(name: str) -> dict[str, Any]:
@@ -196,8 +169,8 @@ def test_bad_input_is_refused_before_any_aws_call(
 ) -> None:
     extra, message = BAD_INPUT[case]
     output = refusals[case]
-    flat = " ".join(output.split())
-    assert message in flat, flat[-3000:]
+    flattened = flat(output)
+    assert message in flattened, flattened[-3000:]
     for secret in ("Short7!", "has/slash-in-it", "short-token", "urlsafe_token", "at@token"):
         if secret in json.dumps(extra):
             assert secret not in output, "a rejected secret was echoed"
@@ -209,9 +182,7 @@ def test_missing_region_names_the_variable(aws_env: dict[str, str], tmp_path: Pa
     """inventory/aws takes the region from AWS_REGION; without it nothing starts."""
     env = {k: v for k, v in aws_env.items() if k != "AWS_REGION"}
     output = provision(env, tmp_path, TEST_VARS)
-    assert "aws_infra_region must be an AWS region like eu-west-1, got ''" in " ".join(
-        output.split()
-    )
+    assert "aws_infra_region must be an AWS region like eu-west-1, got ''" in flat(output)
     assert_nothing_created(aws_env)
 
 
@@ -222,44 +193,23 @@ def test_every_invalid_setting_is_listed_at_once(aws_env: dict[str, str], tmp_pa
         "aws_infra_db_instance_class": "large",
         "vault_app_redis_password": "tiny",
     }
-    flat = " ".join(provision(aws_env, tmp_path, bad).split())
+    flattened = flat(provision(aws_env, tmp_path, bad))
     for name in ("aws_infra_instance_count", "aws_infra_db_instance_class", "cache_auth_token"):
-        assert name in flat
+        assert name in flattened
 
 
 def test_teardown_requires_the_confirmation(aws_env: dict[str, str]) -> None:
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "inventory/aws", "-e", "aws_infra_teardown_confirm=yes"),
-            "playbooks/teardown.yml",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=aws_env,
-        check=False,
-        timeout=120,
-    )
-    flat = " ".join((proc.stdout + proc.stderr).split())
+    proc = aws_playbook(aws_env, "teardown", "-e", "aws_infra_teardown_confirm=yes", timeout=120)
     assert proc.returncode != 0
-    assert "teardown refused: set aws_infra_teardown_confirm=cachedapp-ci" in flat
+    assert "teardown refused: set aws_infra_teardown_confirm=cachedapp-ci" in flat(
+        proc.stdout + proc.stderr
+    )
 
 
 # --- the role's CIDR filters -------------------------------------------------------
 
 
-def _filters() -> Any:
-    path = ROOT / "roles/aws_infra/filter_plugins/aws_infra_filters.py"
-    spec = importlib.util.spec_from_file_location("aws_infra_filters", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-filters = _filters()
+filters = aws_infra_filters()
 
 
 @pytest.mark.parametrize(

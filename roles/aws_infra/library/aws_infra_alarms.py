@@ -144,6 +144,9 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import (
+    paginated_query_with_retries,
+)
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
@@ -195,7 +198,8 @@ def differs(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
 class Alarms:
     def __init__(self, module: AnsibleAWSModule) -> None:
         self.module = module
-        self.cw = module.client("cloudwatch", retry_decorator=AWSRetry.jittered_backoff())
+        self.retry = AWSRetry.jittered_backoff()
+        self.cw = module.client("cloudwatch", retry_decorator=self.retry)
         self.prefix = module.params["prefix"]
         self.tags = {str(k): str(v) for k, v in module.params["tags"].items()}
         self.created: list[str] = []
@@ -234,12 +238,14 @@ class Alarms:
             self.cw.put_metric_alarm(aws_retry=True, **request)
 
     def existing(self) -> dict[str, dict[str, Any]]:
-        paginator = self.cw.get_paginator("describe_alarms")
-        found = {}
-        for page in paginator.paginate(AlarmNamePrefix=self.prefix, AlarmTypes=["MetricAlarm"]):
-            for alarm in page.get("MetricAlarms", []):
-                found[alarm["AlarmName"]] = alarm
-        return found
+        described = paginated_query_with_retries(
+            self.cw,
+            "describe_alarms",
+            self.retry,
+            AlarmNamePrefix=self.prefix,
+            AlarmTypes=["MetricAlarm"],
+        )
+        return {alarm["AlarmName"]: alarm for alarm in described.get("MetricAlarms", [])}
 
     def is_ours(self, alarm: dict[str, Any]) -> bool:
         listed = self.cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"], aws_retry=True)

@@ -102,7 +102,10 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import (
+    is_boto3_error_code,
+    paginated_query_with_retries,
+)
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
@@ -227,8 +230,8 @@ class Reader:
 
     def sns_topic(self, name: str) -> tuple | None:
         sns = self.client("sns")
-        paginator = sns.get_paginator("list_topics")
-        arns = [t["TopicArn"] for page in paginator.paginate() for t in page.get("Topics", [])]
+        topics = paginated_query_with_retries(sns, "list_topics", self._retry)
+        arns = [t["TopicArn"] for t in topics.get("Topics", [])]
         arn = next((a for a in arns if a.rsplit(":", 1)[-1] == name), None)
         if arn is None:
             return None

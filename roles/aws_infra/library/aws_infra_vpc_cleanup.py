@@ -171,20 +171,20 @@ class Cleanup:
         for group in found:
             label = f"security group {group['GroupId']} ({group['GroupName']})"
             if self.ours(group):
-                mine.append(group)
+                mine.append((group, label))
             else:
                 self.foreign.append(label)
         # Rules that name another group would make the order matter.
-        for group in mine:
+        for group, _ in mine:
             refs = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
             if refs and not self.module.check_mode:
                 with contextlib.suppress(botocore.exceptions.ClientError):
                     self.ec2.revoke_security_group_ingress(
                         GroupId=group["GroupId"], IpPermissions=refs, aws_retry=True
                     )
-        for group in mine:
+        for group, label in mine:
             self.delete(
-                f"security group {group['GroupId']} ({group['GroupName']})",
+                label,
                 lambda g=group: self.ec2.delete_security_group(
                     GroupId=g["GroupId"], aws_retry=True
                 ),
