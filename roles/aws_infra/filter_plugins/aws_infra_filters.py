@@ -120,8 +120,8 @@ def _version(value: str) -> tuple[int, ...]:
 def db_engine_version(wanted: str, current: str | None) -> str:
     """The EngineVersion to request from RDS ('' = leave it alone).
 
-    A major ("16") or a pinned minor ("16.4") equals any running version it
-    prefixes ("16.4", "16.4" respectively), so a converged database is never
+    A major ("16") equals any running 16.x, a pinned minor ("16.4") equals
+    16.4 (and 16.4.x where AWS reports one), so a converged database is never
     modified; an older version than the running one is an error (RDS cannot
     downgrade); a newer one is an upgrade."""
     wanted = str(wanted or "")

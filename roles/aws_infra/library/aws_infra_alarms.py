@@ -159,18 +159,19 @@ def wanted_request(prefix: str, alarm: dict[str, Any], topic: str) -> dict[str, 
     """PutMetricAlarm parameters for one listed alarm."""
     return {
         "AlarmName": prefix + alarm["name"],
-        "AlarmDescription": alarm.get("description") or "",
+        # Every optional key has its default from the argument spec (main()).
+        "AlarmDescription": alarm["description"],
         "Namespace": alarm["namespace"],
         "MetricName": alarm["metric"],
         "Dimensions": [
             {"Name": str(k), "Value": str(v)} for k, v in sorted(alarm["dimensions"].items())
         ],
-        "Statistic": alarm.get("statistic") or "Average",
-        "ComparisonOperator": alarm.get("comparison") or "GreaterThanOrEqualToThreshold",
+        "Statistic": alarm["statistic"],
+        "ComparisonOperator": alarm["comparison"],
         "Threshold": float(alarm["threshold"]),
-        "Period": int(alarm.get("period") or 300),
-        "EvaluationPeriods": int(alarm.get("evaluation_periods") or 1),
-        "TreatMissingData": alarm.get("treat_missing_data") or "notBreaching",
+        "Period": alarm["period"],
+        "EvaluationPeriods": alarm["evaluation_periods"],
+        "TreatMissingData": alarm["treat_missing_data"],
         "ActionsEnabled": True,
         "AlarmActions": [topic],
         "OKActions": [topic],

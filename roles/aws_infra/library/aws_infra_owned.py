@@ -51,7 +51,6 @@ options:
           - cache_subnet_group
           - key_pair
           - sns_topic
-          - alarm
       name:
         description: Its name (the topic's name for V(sns_topic)).
         type: str
@@ -122,7 +121,6 @@ KINDS = (
     "cache_subnet_group",
     "key_pair",
     "sns_topic",
-    "alarm",
 )
 # Not found, by kind: the error codes AWS answers for a missing name.
 NOT_FOUND = (
@@ -236,15 +234,6 @@ class Reader:
         if arn is None:
             return None
         tags = sns.list_tags_for_resource(ResourceArn=arn, aws_retry=True)["Tags"]
-        return boto3_tag_list_to_ansible_dict(tags), None, {"arn": arn}
-
-    def alarm(self, name: str) -> tuple | None:
-        cw = self.client("cloudwatch")
-        alarms = cw.describe_alarms(AlarmNames=[name], aws_retry=True)["MetricAlarms"]
-        if not alarms:
-            return None
-        arn = alarms[0]["AlarmArn"]
-        tags = cw.list_tags_for_resource(ResourceARN=arn, aws_retry=True)["Tags"]
         return boto3_tag_list_to_ansible_dict(tags), None, {"arn": arn}
 
 
