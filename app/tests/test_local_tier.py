@@ -28,6 +28,11 @@ def _tier(max_age=1.0, max_items=3):
     return LocalTier(max_age, max_items, clock=mono, wall=wall), mono, wall
 
 
+def _stored(tier: LocalTier) -> int:
+    """How many entries the tier holds (expired ones included until looked up)."""
+    return len(tier._items)
+
+
 def test_serves_within_its_max_age_only():
     tier, mono, wall = _tier(max_age=1.0)
     tier.put("k", _Entry(wall.now, {"v": 1}))
@@ -35,7 +40,7 @@ def test_serves_within_its_max_age_only():
     assert tier.get("k", ttl=60) == _Entry(wall.now, {"v": 1})
     mono.now += 0.2
     assert tier.get("k", ttl=60) is None
-    assert len(tier) == 0  # the expired entry was dropped
+    assert _stored(tier) == 0  # the expired entry was dropped
 
 
 def test_never_serves_a_value_past_its_freshness():
@@ -52,7 +57,7 @@ def test_bounded_size_drops_the_oldest():
     tier, _, wall = _tier(max_items=3)
     for key in "abcd":
         tier.put(key, _Entry(wall.now, key))
-    assert len(tier) == 3
+    assert _stored(tier) == 3
     assert tier.get("a", ttl=60) is None
     assert [tier.get(k, ttl=60).value for k in "bcd"] == ["b", "c", "d"]
     tier.put("b", _Entry(wall.now, "b2"))  # a re-stored key becomes the newest
@@ -64,7 +69,7 @@ def test_bounded_size_drops_the_oldest():
 def test_max_age_zero_disables_it():
     tier, _, wall = _tier(max_age=0)
     tier.put("k", _Entry(wall.now, 1))
-    assert len(tier) == 0
+    assert _stored(tier) == 0
     assert tier.get("k", ttl=60) is None
 
 
@@ -83,7 +88,7 @@ def test_threads_share_one_tier():
         t.start()
     for t in threads:
         t.join()
-    assert len(tier) == 1000  # bounded under concurrent writers
+    assert _stored(tier) == 1000  # bounded under concurrent writers
 
 
 def _cache(servers, tmp_path, namespace, tier, **cache):
@@ -107,6 +112,7 @@ def test_cache_hits_skip_redis_and_honour_the_key_version(servers, tmp_path, nam
         return {"n": len(calls)}
 
     v1, settings = _cache(servers, tmp_path, namespace, tier)
+    assert not _stored(tier)  # an empty tier passed in is the one used
     first = v1.get("item", compute)
     assert (first.status, first.value, first.timings.local) == (MISS, {"n": 1}, False)
     plain = redis.Redis(port=servers.redis_plain_port)
@@ -117,6 +123,8 @@ def test_cache_hits_skip_redis_and_honour_the_key_version(servers, tmp_path, nam
         assert local.timings.redis == 0.0
 
         v2 = Cache(replace(settings.cache, key_version=2), v1.gateway, local=tier)
+        assert v1.local is tier
+        assert v2.local is tier
         other = v2.get("item", compute)
         assert (other.status, other.value) == (MISS, {"n": 2})
         assert plain.exists(f"{namespace}:v2:{{item}}") == 1

@@ -157,9 +157,6 @@ class LocalTier:
         with self._lock:
             self._items.clear()
 
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 def _decode(raw: bytes | None) -> _Entry | None:
     if raw is None:
@@ -206,7 +203,9 @@ class Cache:
     ) -> None:
         self.settings = settings
         self.gateway = gateway
-        self.local = local or LocalTier(settings.local_ttl, settings.local_max_items)
+        self.local = (
+            local if local is not None else LocalTier(settings.local_ttl, settings.local_max_items)
+        )
         self.life_ms = int(
             (settings.ttl + max(settings.stale_while_revalidate, settings.stale_if_error)) * 1000
         )
