@@ -194,10 +194,11 @@ def wait_socket(path: Path, timeout: float = 60) -> None:
 
 
 def nginx_conf(work: Path, instances: list[Instance]) -> str:
-    """The bench's nginx. The edge location uses exactly the directives the nginx role
-    ships (proxy_cache zone on tmpfs, 1 s validity, lock above the query time, stale
-    while updating or on errors, background update, cookies neither cached nor passed,
-    health and metrics never cached, X-Edge-Cache)."""
+    """The bench's nginx. Its edge location is the bench's own config: the directives
+    the nginx role should ship (proxy_cache zone on tmpfs, 1 s validity, lock above the
+    query time, stale while updating or on errors, background update, cookies neither
+    cached nor passed, health and metrics never cached, X-Edge-Cache); the role does not
+    ship them yet (issue 10)."""
     upstreams = "\n".join(
         f"    upstream {i.name.replace('-', '_')} {{\n"
         f"        server unix:{work / i.name}.sock;\n"
@@ -237,7 +238,7 @@ http {{
         location = /healthz {{ proxy_pass http://app/healthz; }}
         location = /metrics {{ proxy_pass http://app/metrics; }}
 
-        # --- edge microcache (mirrored by the nginx role) ---
+        # --- edge microcache: the bench's own (what the nginx role should ship) ---
         location /edge/ {{
             proxy_pass http://app/;
             proxy_cache cachedapp_edge;
