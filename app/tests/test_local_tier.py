@@ -4,15 +4,16 @@ gunicorn against the real Redis."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import replace
 
 import redis
-from cachedapp.cache import HIT, MISS, Cache, LocalTier, _Entry
+from cachedapp.cache import HIT, MISS, STALE, Cache, LocalTier, _Entry
 from cachedapp.config import load_settings
 from cachedapp.redisconn import RedisGateway
-from support import concurrent, db_executions, write_config
+from support import concurrent, db_executions, wait_for, write_config
 
 
 class Clock:
@@ -131,6 +132,29 @@ def test_cache_hits_skip_redis_and_honour_the_key_version(servers, tmp_path, nam
     finally:
         plain.close()
     assert len(calls) == 2
+
+
+def test_a_background_refresh_enters_the_tier(servers, tmp_path, namespace):
+    """Every fresh value written to Redis is kept locally, the one a
+    stale-while-revalidate refresh writes from its background thread included."""
+    tier = LocalTier(5.0, 16)
+    cache, _ = _cache(
+        servers, tmp_path, namespace, tier, ttl=1, stale_while_revalidate=30, stale_if_error=0
+    )
+    key = cache.keys("item").value
+    plain = redis.Redis(port=servers.redis_plain_port)
+    try:
+        plain.set(key, json.dumps({"c": time.time() - 2, "v": {"n": 0}}), px=60_000)
+        stale = cache.get("item", lambda: {"n": 1})
+        assert (stale.status, stale.value) == (STALE, {"n": 0})
+        assert tier.get(key, ttl=1) is None  # a stale value stays out
+        kept = wait_for(lambda: tier.get(key, ttl=1), timeout=5, interval=0.02)
+        assert kept.value == {"n": 1}
+        assert json.loads(plain.get(key))["v"] == {"n": 1}
+    finally:
+        plain.close()
+    local = cache.get("item", lambda: {"n": 2})
+    assert (local.status, local.value, local.timings.local) == (HIT, {"n": 1}, True)
 
 
 def test_gunicorn_local_hits_are_bounded_in_age(servers, stack, namespace):
