@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
+import redis
 import requests
 from cachedapp.web import PageRenderer
 from jinja2 import Environment, PackageLoader
@@ -133,3 +135,31 @@ def test_fast_path_and_flask_answer_alike(stack):
         "fetched_at",
         "served_by",
     ]
+
+
+def test_a_failing_fast_path_answer_gets_flasks_error_answer(servers, stack, namespace):
+    """The lookup succeeds but building the answer raises (a cached value that is not
+    an object): Flask's error answer, with X-Cache and Server-Timing, and the lookup is
+    not repeated (one counted hit per request)."""
+    plain = redis.Redis(port=servers.redis_plain_port)
+    try:
+        entry = {"c": time.time(), "v": ["not", "an", "object"]}
+        plain.set(f"{namespace}:v1:{{slow_version}}", json.dumps(entry), px=60_000)
+    finally:
+        plain.close()
+    app = stack(workers=1)
+    as_json = app.get("/api/version")
+    as_html = app.get("/", accept="text/html")
+    for reply, content_type in ((as_json, "application/json"), (as_html, "text/html")):
+        assert reply.status == 500
+        assert reply.headers["Content-Type"].startswith(content_type)
+        assert reply.cache == "HIT"  # the lookup's own status
+        assert "app;dur=" in reply.headers["Server-Timing"]
+        assert "Traceback" not in reply.text
+    assert as_json.json()["status"] == 500
+    assert "Internal error" in as_json.json()["error"]
+    assert "Internal error" in as_html.text
+    assert "unhandled error on /api/version" in app.log_text()
+    s = _samples(app.get("/metrics").text)
+    assert s[("cachedapp_cache_results_total", (("result", "hit"),))] == 2
+    assert s[("cachedapp_request_duration_seconds_count", (("route", "/api/version"),))] == 1

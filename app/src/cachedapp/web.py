@@ -156,8 +156,8 @@ class Instrument:
     The hot path, a GET of the page or of /api/version that the cache answers, is
     served here without Flask's request machinery (context, URL matching, session,
     Response object: about a third of a hit's Python work). Anything else, or a
-    lookup that raised, goes through Flask; a failed lookup is not repeated: the view
-    re-raises it (``environ[FAILED_KEY]``) for Flask's error handlers."""
+    lookup or answer that raised, goes through Flask; the failure is not repeated: the
+    view re-raises it (``environ[FAILED_KEY]``) for Flask's error handlers."""
 
     def __init__(
         self,
@@ -196,9 +196,6 @@ class Instrument:
         if environ.get("REQUEST_METHOD") == "GET" and path in FAST_PATHS:
             try:
                 result = self.svc.lookup()
-            except Exception as exc:  # handed to Flask's error handlers
-                environ[FAILED_KEY] = exc
-            else:
                 environ[CACHE_KEY] = (result.status, result.timings)
                 model = _view_model(result, self.svc, start)
                 if path == API_PATH:
@@ -210,6 +207,9 @@ class Instrument:
                     ("Content-Length", str(len(body))),
                     ("Cache-Control", "no-store"),
                 ]
+            except Exception as exc:  # lookup or answer: handed to Flask's error handlers
+                environ[FAILED_KEY] = exc
+            else:
                 instrumented("200 OK", headers)
                 return [body]
         return self.wsgi_app(environ, instrumented)
