@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import re
 import socket
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask.json.provider import JSONProvider
 from werkzeug.exceptions import HTTPException
 
 from cachedapp import metrics
@@ -70,18 +71,9 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-_fetched_at: tuple[float, str] = (0.0, "")  # the last (created, ISO text): one value, many hits
-
-
+@functools.lru_cache(maxsize=8)  # one value, many hits: formatted once per value
 def _iso(created: float) -> str:
-    global _fetched_at  # noqa: PLW0603 (a one-entry memo; tuple assignment is atomic)
-    last = _fetched_at
-    if last[0] != created:
-        last = _fetched_at = (
-            created,
-            datetime.fromtimestamp(created, UTC).isoformat("T", "seconds"),
-        )
-    return last[1]
+    return datetime.fromtimestamp(created, UTC).isoformat("T", "seconds")
 
 
 def _view_model(result: Result, svc: Services, start: float) -> dict[str, Any]:
@@ -102,16 +94,15 @@ _HOLE = re.compile("\x00(elapsed_ms|age_s)\x00")
 class PageRenderer:
     """The page template, rendered once per (value, status) with markers where the
     per-request figures go (time taken, value age); each request fills them in.
-    The compiled template is rendered in a shared context: no per-request template
-    lookup, context processors, signals or copy of Flask's globals (the page uses none
-    of them)."""
+    Rendered with Jinja's own ``Template.render``: no per-request template lookup,
+    context processors or signals (the page uses none of them)."""
 
     def __init__(self, template: Any) -> None:
         self.template = template
         self._last: tuple[tuple[Any, ...], list[str]] = ((), [])
 
     def render(self, variables: dict[str, Any]) -> str:
-        return "".join(self.template.root_render_func(self.template.new_context(variables, True)))
+        return self.template.render(variables)
 
     def page(self, model: dict[str, Any]) -> str:
         key = (model["cache"], model["fetched_at"], model["version"], model["db_host"])
@@ -125,9 +116,9 @@ class PageRenderer:
         return "".join(part if i % 2 == 0 else str(model[part]) for i, part in enumerate(parts))
 
 
-def _json_body(model: dict[str, Any]) -> bytes:
-    """What Flask's jsonify writes (compact, ASCII, keys in order, a final newline)."""
-    return (json.dumps(model, separators=(",", ":")) + "\n").encode()
+def _json_body(provider: JSONProvider, model: dict[str, Any]) -> bytes:
+    """What Flask's jsonify writes: the app's JSON provider, compact, a final newline."""
+    return (provider.dumps(model, separators=(",", ":")) + "\n").encode()
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -139,7 +130,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     svc = Services(settings)
     app.extensions[EXTENSION] = svc
     pages = PageRenderer(app.jinja_env.get_template("page.html"))
-    app.wsgi_app = Instrument(app.wsgi_app, svc, pages)  # type: ignore[method-assign]
+    app.wsgi_app = Instrument(app.wsgi_app, svc, pages, app.json)  # type: ignore[method-assign]
     _register_routes(app, svc, pages)
     _register_errors(app, svc)
     return app
@@ -164,10 +155,12 @@ class Instrument:
         wsgi_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
         svc: Services,
         pages: PageRenderer,
+        json_provider: JSONProvider,
     ):
         self.wsgi_app = wsgi_app
         self.svc = svc
         self.pages = pages
+        self.json = json_provider
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         start = environ[START_KEY] = time.perf_counter()
@@ -199,7 +192,7 @@ class Instrument:
                 environ[CACHE_KEY] = (result.status, result.timings)
                 model = _view_model(result, self.svc, start)
                 if path == API_PATH:
-                    body, content_type = _json_body(model), "application/json"
+                    body, content_type = _json_body(self.json, model), "application/json"
                 else:
                     body, content_type = self.pages.page(model).encode(), HTML
                 headers = [
