@@ -142,12 +142,19 @@ def test_a_background_refresh_enters_the_tier(servers, tmp_path, namespace):
         servers, tmp_path, namespace, tier, ttl=1, stale_while_revalidate=30, stale_if_error=0
     )
     key = cache.keys("item").value
+    go = threading.Event()
+
+    def compute():
+        go.wait(10)  # the refresh ends only once the stale answer has been checked
+        return {"n": 1}
+
     plain = redis.Redis(port=servers.redis_plain_port)
     try:
         plain.set(key, json.dumps({"c": time.time() - 2, "v": {"n": 0}}), px=60_000)
-        stale = cache.get("item", lambda: {"n": 1})
+        stale = cache.get("item", compute)
         assert (stale.status, stale.value) == (STALE, {"n": 0})
         assert tier.get(key, ttl=1) is None  # a stale value stays out
+        go.set()
         kept = wait_for(lambda: tier.get(key, ttl=1), timeout=5, interval=0.02)
         assert kept.value == {"n": 1}
         assert json.loads(plain.get(key))["v"] == {"n": 1}
