@@ -36,12 +36,6 @@ LAYERS = [  # py-spy names a frame "function (package/module.py:line)"
 ]
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all threads (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def layer_of(frame: str) -> str:
     for name, marker in LAYERS:
         if marker in frame:
@@ -119,7 +113,7 @@ def main() -> int:
                 text=True,
             )
             time.sleep(1)
-            cpu_before = cpu_seconds(worker)
+            cpu_before = rb.cpu_seconds(worker)
             subprocess.run(
                 [
                     pyspy,
@@ -139,7 +133,7 @@ def main() -> int:
                 check=True,
                 capture_output=True,
             )
-            cpu = cpu_seconds(worker) - cpu_before
+            cpu = rb.cpu_seconds(worker) - cpu_before
             wrk_out, _ = load.communicate()
             rps = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk_out).group(1))
             per_request = 1e6 * cpu / (rps * args.seconds)

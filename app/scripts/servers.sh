@@ -98,17 +98,47 @@ wait_port_free() {
   return 1
 }
 
-# A leftover of an earlier run holds one of our ports: end it if it is ours (its working
-# directory is under $RUN, where our servers chdir), refuse otherwise.
+# The state directory of some checkout (under $STATE_PREFIX) that PATH lies in, if any.
+state_dir_of() {
+  local rest
+  [[ $1 == "$STATE_PREFIX"?* ]] || return 1
+  rest=${1#"$STATE_PREFIX"}
+  printf '%s%s\n' "$STATE_PREFIX" "${rest%%/*}"
+}
+
+# A state directory of ours whose checkout no longer exists (prune_leftovers' rule).
+orphaned() {
+  [[ -d $1 && ! -L $1 && -O $1 && -f $1/checkout ]] && [[ ! -d $(cat "$1/checkout") ]]
+}
+
+# Whether a server working in directory CWD (as /proc shows it) is a leftover this
+# script may end: one of this checkout's (under $RUN, or the directory earlier versions
+# used), or one of a checkout that no longer exists (its state directory orphaned, or
+# already removed by prune_leftovers). Another existing checkout's servers are its
+# live test run: never ours to end.
+leftover_cwd() {
+  local cwd=$1 path=${1% (deleted)} dir
+  [[ $path == "$RUN" || $path == "$RUN"/* ]] && return 0
+  [[ $path == "$LEGACY_RUN" || $path == "$LEGACY_RUN"/* ]] && return 0
+  dir=$(state_dir_of "$path") || return 1
+  if [[ $cwd == *" (deleted)" && ! -e $dir ]]; then return 0; fi
+  orphaned "$dir"
+}
+
+# A leftover of an earlier run holds one of our ports: end it if leftover_cwd says so,
+# refuse otherwise (naming the other checkout when it is another one's test server).
 clear_port() {
-  local port=$1 pid cwd
+  local port=$1 pid cwd dir other
   pid=$(listener_pid "$port")
   [[ -z $pid ]] && return 0
   cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
-  if [[ $cwd == "$RUN"* || $cwd == "$LEGACY_RUN"* || $cwd == "$STATE_PREFIX"* ]]; then
+  if [[ -n $cwd ]] && leftover_cwd "$cwd"; then
     log "port $port: ending leftover pid $pid ($cwd)"
     kill "$pid" 2>/dev/null || true
     wait_port_free "$port" || { kill -9 "$pid" 2>/dev/null || true; wait_port_free "$port"; }
+  elif dir=$(state_dir_of "${cwd% (deleted)}"); then
+    other=$(cat "$dir/checkout" 2>/dev/null || echo "unknown checkout")
+    die "port $port is in use by pid $pid, a test server of another checkout ($other, state in $dir), probably its test run in progress; wait for it, or stop it: CGC_APP_RUN=$dir servers.sh stop"
   else
     die "port $port is in use by pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)), not by an earlier run of this script"
   fi
@@ -334,9 +364,7 @@ prune_leftovers() {
   local dir
   for dir in "$STATE_PREFIX"* "$LEGACY_RUN"; do
     [[ -d $dir && ! -L $dir && -O $dir && $dir != "$RUN" ]] || continue
-    if [[ $dir != "$LEGACY_RUN" ]]; then
-      [[ -f $dir/checkout && ! -d $(cat "$dir/checkout") ]] || continue
-    fi
+    [[ $dir == "$LEGACY_RUN" ]] || orphaned "$dir" || continue
     log "removing leftover state $dir"
     (RUN=$dir; stop_all) || true
     rm -rf "$dir"
@@ -350,7 +378,9 @@ make_run_dir() {
     die "$RUN exists and is not a directory owned by $(id -un); remove it"
   fi
   rm -rf "$RUN"
-  install -d -m 0711 "$RUN"
+  # mkdir, not install -d: it fails, rather than reusing whatever someone else created
+  # at that path between the removal and now; -m sets the mode at creation.
+  mkdir -m 0711 "$RUN" || die "could not create $RUN (created by someone else meanwhile?)"
   printf '%s\n' "$APP_DIR" >"$RUN/checkout"
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from cachedapp.config import ConfigError, load_settings
+from cachedapp.config import REQUIRED, SCHEMA, ConfigError, Secret, load_settings
 from support import BIN, run_cli, write_config
 
 SECRET = "S3cret-db-pa55word"
@@ -22,7 +22,8 @@ def _error(path, env=None) -> ConfigError:
     return info.value
 
 
-def test_defaults_and_types(config):
+def test_file_values_defaults_and_types(config):
+    """The suite's file (support.write_config) as loaded: its values, a few defaults."""
     s = load_settings(config, environ={})
     assert s.database.port > 0
     assert s.database.sslmode == "verify-full"
@@ -34,6 +35,24 @@ def test_defaults_and_types(config):
     assert s.database.password.reveal() == SECRET
     assert SECRET not in repr(s)
     assert SECRET not in str(s.database)
+
+
+def test_schema_defaults_apply(tmp_path):
+    """A file with the required settings only: every other setting is SCHEMA's default,
+    of its declared type."""
+    path = tmp_path / "minimal.toml"
+    path.write_text('[database]\nhost = "db"\ndbname = "app"\nuser = "app"\npassword = "x"\n')
+    path.chmod(0o600)
+    s = load_settings(path, environ={})
+    checked = 0
+    for (section, key), (kind, default, _check) in SCHEMA.items():
+        if default is REQUIRED:
+            continue
+        value = getattr(getattr(s, section), key)
+        assert type(value) is kind, f"{section}.{key}"
+        assert value == (Secret(default) if kind is Secret else default), f"{section}.{key}"
+        checked += 1
+    assert checked == len(SCHEMA) - 4  # all but database host, dbname, user, password
 
 
 def test_env_overrides_file(config):

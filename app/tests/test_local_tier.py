@@ -4,15 +4,16 @@ gunicorn against the real Redis."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import replace
 
 import redis
-from cachedapp.cache import HIT, MISS, Cache, LocalTier, _Entry
+from cachedapp.cache import HIT, MISS, STALE, Cache, LocalTier, _Entry
 from cachedapp.config import load_settings
 from cachedapp.redisconn import RedisGateway
-from support import concurrent, db_executions, write_config
+from support import concurrent, db_executions, wait_for, write_config
 
 
 class Clock:
@@ -28,6 +29,11 @@ def _tier(max_age=1.0, max_items=3):
     return LocalTier(max_age, max_items, clock=mono, wall=wall), mono, wall
 
 
+def _stored(tier: LocalTier) -> int:
+    """How many entries the tier holds (expired ones included until looked up)."""
+    return len(tier._items)
+
+
 def test_serves_within_its_max_age_only():
     tier, mono, wall = _tier(max_age=1.0)
     tier.put("k", _Entry(wall.now, {"v": 1}))
@@ -35,7 +41,7 @@ def test_serves_within_its_max_age_only():
     assert tier.get("k", ttl=60) == _Entry(wall.now, {"v": 1})
     mono.now += 0.2
     assert tier.get("k", ttl=60) is None
-    assert len(tier) == 0  # the expired entry was dropped
+    assert _stored(tier) == 0  # the expired entry was dropped
 
 
 def test_never_serves_a_value_past_its_freshness():
@@ -52,7 +58,7 @@ def test_bounded_size_drops_the_oldest():
     tier, _, wall = _tier(max_items=3)
     for key in "abcd":
         tier.put(key, _Entry(wall.now, key))
-    assert len(tier) == 3
+    assert _stored(tier) == 3
     assert tier.get("a", ttl=60) is None
     assert [tier.get(k, ttl=60).value for k in "bcd"] == ["b", "c", "d"]
     tier.put("b", _Entry(wall.now, "b2"))  # a re-stored key becomes the newest
@@ -64,7 +70,7 @@ def test_bounded_size_drops_the_oldest():
 def test_max_age_zero_disables_it():
     tier, _, wall = _tier(max_age=0)
     tier.put("k", _Entry(wall.now, 1))
-    assert len(tier) == 0
+    assert _stored(tier) == 0
     assert tier.get("k", ttl=60) is None
 
 
@@ -83,7 +89,7 @@ def test_threads_share_one_tier():
         t.start()
     for t in threads:
         t.join()
-    assert len(tier) == 1000  # bounded under concurrent writers
+    assert _stored(tier) == 1000  # bounded under concurrent writers
 
 
 def _cache(servers, tmp_path, namespace, tier, **cache):
@@ -107,6 +113,7 @@ def test_cache_hits_skip_redis_and_honour_the_key_version(servers, tmp_path, nam
         return {"n": len(calls)}
 
     v1, settings = _cache(servers, tmp_path, namespace, tier)
+    assert not _stored(tier)  # an empty tier passed in is the one used
     first = v1.get("item", compute)
     assert (first.status, first.value, first.timings.local) == (MISS, {"n": 1}, False)
     plain = redis.Redis(port=servers.redis_plain_port)
@@ -117,12 +124,44 @@ def test_cache_hits_skip_redis_and_honour_the_key_version(servers, tmp_path, nam
         assert local.timings.redis == 0.0
 
         v2 = Cache(replace(settings.cache, key_version=2), v1.gateway, local=tier)
+        assert v1.local is tier
+        assert v2.local is tier
         other = v2.get("item", compute)
         assert (other.status, other.value) == (MISS, {"n": 2})
         assert plain.exists(f"{namespace}:v2:{{item}}") == 1
     finally:
         plain.close()
     assert len(calls) == 2
+
+
+def test_a_background_refresh_enters_the_tier(servers, tmp_path, namespace):
+    """Every fresh value written to Redis is kept locally, the one a
+    stale-while-revalidate refresh writes from its background thread included."""
+    tier = LocalTier(5.0, 16)
+    cache, _ = _cache(
+        servers, tmp_path, namespace, tier, ttl=1, stale_while_revalidate=30, stale_if_error=0
+    )
+    key = cache.keys("item").value
+    go = threading.Event()
+
+    def compute():
+        go.wait(10)  # the refresh ends only once the stale answer has been checked
+        return {"n": 1}
+
+    plain = redis.Redis(port=servers.redis_plain_port)
+    try:
+        plain.set(key, json.dumps({"c": time.time() - 2, "v": {"n": 0}}), px=60_000)
+        stale = cache.get("item", compute)
+        assert (stale.status, stale.value) == (STALE, {"n": 0})
+        assert tier.get(key, ttl=1) is None  # a stale value stays out
+        go.set()
+        kept = wait_for(lambda: tier.get(key, ttl=1), timeout=5, interval=0.02)
+        assert kept.value == {"n": 1}
+        assert json.loads(plain.get(key))["v"] == {"n": 1}
+    finally:
+        plain.close()
+    local = cache.get("item", lambda: {"n": 2})
+    assert (local.status, local.value, local.timings.local) == (HIT, {"n": 1}, True)
 
 
 def test_gunicorn_local_hits_are_bounded_in_age(servers, stack, namespace):

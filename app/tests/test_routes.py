@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 
+import redis
 import requests
-from cachedapp.web import PageRenderer
+from cachedapp.config import load_settings
+from cachedapp.web import PageRenderer, create_app
 from jinja2 import Environment, PackageLoader
 from prometheus_client.parser import text_string_to_metric_families
-from support import concurrent
+from support import concurrent, write_config
 
 PATHS = ["/", "/app", "/api/version", "/healthz", "/readyz", "/metrics", "/no-such-page"]
 
@@ -103,9 +106,16 @@ def test_page_renderer_fills_the_per_request_figures():
         assert "PostgreSQL 15 &lt;&amp;&gt;" in full
 
 
-def test_fast_path_and_flask_answer_alike(stack):
+def test_fast_path_and_flask_answer_alike(servers, stack, tmp_path):
     """GETs of the page and the JSON are answered before Flask; HEAD goes through
-    Flask: both carry the same headers, and the JSON is what jsonify writes."""
+    Flask: both carry the same headers, and the JSON is what jsonify writes. Flask
+    has no before/after/teardown request hooks (the fast path would skip them)."""
+    flask_app = create_app(
+        load_settings(write_config(tmp_path / "inproc.toml", servers), environ={})
+    )
+    assert not any(flask_app.before_request_funcs.values())
+    assert not any(flask_app.after_request_funcs.values())
+    assert not any(flask_app.teardown_request_funcs.values())
     app = stack(workers=1)
     assert app.get().cache == "MISS"
     for path, content_type in (
@@ -121,6 +131,7 @@ def test_fast_path_and_flask_answer_alike(stack):
             assert reply.headers["X-Cache"] == "HIT"
             assert "app;dur=" in reply.headers["Server-Timing"]
         assert int(got.headers["Content-Length"]) == len(got.content)
+        assert {h.lower() for h in got.headers} == {h.lower() for h in head.headers}
     body = requests.get(f"{app.url}/api/version", timeout=10).text
     assert body.endswith("}\n")
     assert body == json.dumps(json.loads(body), separators=(",", ":")) + "\n"
@@ -133,3 +144,51 @@ def test_fast_path_and_flask_answer_alike(stack):
         "fetched_at",
         "served_by",
     ]
+
+
+def test_a_failing_fast_path_answer_gets_flasks_error_answer(servers, stack, namespace):
+    """The lookup succeeds but building the answer raises (a cached value that is not
+    an object): Flask's error answer, with X-Cache and Server-Timing, and the lookup is
+    not repeated (one counted hit per request)."""
+    plain = redis.Redis(port=servers.redis_plain_port)
+    try:
+        entry = {"c": time.time(), "v": ["not", "an", "object"]}
+        plain.set(f"{namespace}:v1:{{slow_version}}", json.dumps(entry), px=60_000)
+    finally:
+        plain.close()
+    app = stack(workers=1)
+    as_json = app.get("/api/version")
+    as_html = app.get("/", accept="text/html")
+    for reply, content_type in ((as_json, "application/json"), (as_html, "text/html")):
+        assert reply.status == 500
+        assert reply.headers["Content-Type"].startswith(content_type)
+        assert reply.cache == "HIT"  # the lookup's own status
+        assert "app;dur=" in reply.headers["Server-Timing"]
+        assert "Traceback" not in reply.text
+    assert as_json.json()["status"] == 500
+    assert "Internal error" in as_json.json()["error"]
+    assert "Internal error" in as_html.text
+    assert "unhandled error on /api/version" in app.log_text()
+    s = _samples(app.get("/metrics").text)
+    assert s[("cachedapp_cache_results_total", (("result", "hit"),))] == 2
+    assert s[("cachedapp_request_duration_seconds_count", (("route", "/api/version"),))] == 1
+
+
+def test_a_failed_fast_path_lookup_is_not_repeated(servers, stack, namespace):
+    """A lookup that fails before Flask (503: another request holds the refresh lock
+    past wait_timeout) is re-raised in the Flask view, not made again: Redis sees one
+    GET of the key for the request."""
+    plain = redis.Redis(port=servers.redis_plain_port)
+    try:
+        plain.set(f"{namespace}:v1:{{slow_version}}:lock", "someone-else", px=30_000)
+        app = stack(workers=1, cache={"wait_timeout": 0.3, "local_ttl": 0})
+        before = plain.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+        reply = app.get("/api/version")
+        after = plain.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+    finally:
+        plain.close()
+    assert reply.status == 503
+    assert reply.json()["status"] == 503
+    assert after - before == 1
+    s = _samples(app.get("/metrics").text)
+    assert s[("cachedapp_request_duration_seconds_count", (("route", "/api/version"),))] == 1

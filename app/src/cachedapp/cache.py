@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeGuard, TypeVar
 
 from redis.exceptions import LockError
 from redis.lock import Lock
@@ -157,9 +157,6 @@ class LocalTier:
         with self._lock:
             self._items.clear()
 
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 def _decode(raw: bytes | None) -> _Entry | None:
     if raw is None:
@@ -170,6 +167,11 @@ def _decode(raw: bytes | None) -> _Entry | None:
     except (ValueError, TypeError, KeyError):
         log.warning("cache: ignoring an undecodable entry")
         return None
+
+
+def _younger(entry: _Entry | None, seconds: float) -> TypeGuard[_Entry]:
+    """An entry read from the database less than ``seconds`` ago."""
+    return entry is not None and time.time() - entry.created < seconds
 
 
 class SingleFlight:
@@ -206,7 +208,9 @@ class Cache:
     ) -> None:
         self.settings = settings
         self.gateway = gateway
-        self.local = local or LocalTier(settings.local_ttl, settings.local_max_items)
+        self.local = (
+            local if local is not None else LocalTier(settings.local_ttl, settings.local_max_items)
+        )
         self.life_ms = int(
             (settings.ttl + max(settings.stale_while_revalidate, settings.stale_if_error)) * 1000
         )
@@ -240,17 +244,29 @@ class Cache:
         except RedisUnavailable:
             return self._bypass(lk)
         entry = lk.entry = _decode(raw)
-        if entry is not None:
-            age = time.time() - entry.created
-            if age < self.settings.ttl:
-                self.local.put(keys.value, entry)
-                metrics.results["hit"].inc()
-                return Result(entry.value, HIT, entry.created, lk.timings)
-            if age < self.settings.ttl + self.settings.stale_while_revalidate:
-                self._revalidate_in_background(lk)
-                metrics.results["stale"].inc()
-                return Result(entry.value, STALE, entry.created, lk.timings)
+        if self._fresh(entry):
+            return self._hit(lk, entry)
+        if _younger(entry, self.settings.ttl + self.settings.stale_while_revalidate):
+            self._revalidate_in_background(lk)
+            metrics.results["stale"].inc()
+            return Result(entry.value, STALE, entry.created, lk.timings)
         return self._fill(lk)
+
+    def _fresh(self, entry: _Entry | None) -> TypeGuard[_Entry]:
+        """Younger than ``ttl``: a HIT (LocalTier.get judges alike)."""
+        return _younger(entry, self.settings.ttl)
+
+    def _hit(self, lk: _Lookup, entry: _Entry) -> Result:
+        """A fresh value read from Redis: kept locally and answered HIT."""
+        self._keep(lk.keys, entry)
+        metrics.results["hit"].inc()
+        return Result(entry.value, HIT, entry.created, lk.timings)
+
+    def _keep(self, keys: Keys, entry: _Entry) -> None:
+        """The one way into the local tier: every fresh value read from or written to
+        Redis (:meth:`_hit`, :meth:`_write`) comes here; anything else stays out."""
+        if self._fresh(entry):
+            self.local.put(keys.value, entry)
 
     def _fill(self, lk: _Lookup) -> Result:
         """Refresh under the lock, or wait for whoever holds it."""
@@ -274,13 +290,11 @@ class Cache:
                 raw, error = self._redis(lk, lambda c: c.mget(lk.keys.value, lk.keys.error))
             except RedisUnavailable:
                 return self._bypass(lk)
-            fresh = _decode(raw)
-            if fresh is not None and time.time() - fresh.created < self.settings.ttl:
-                self.local.put(lk.keys.value, fresh)
-                metrics.results["hit"].inc()
-                return Result(fresh.value, HIT, fresh.created, lk.timings)
+            entry = _decode(raw)
+            if self._fresh(entry):
+                return self._hit(lk, entry)
             if error is not None:
-                lk.entry = fresh or lk.entry
+                lk.entry = entry or lk.entry
                 return self._stale_or_fail(lk, "the database is unavailable")
 
     def _refresh_locked(self, lk: _Lookup, lock: Lock) -> Result:
@@ -292,10 +306,9 @@ class Cache:
                 raw, recent_error = self._redis(lk, lambda c: c.mget(lk.keys.value, lk.keys.error))
             except RedisUnavailable:
                 return self._bypass(lk)
-            fresh = _decode(raw)
-            if fresh is not None and time.time() - fresh.created < self.settings.ttl:
-                metrics.results["hit"].inc()
-                return Result(fresh.value, HIT, fresh.created, lk.timings)
+            entry = _decode(raw)
+            if self._fresh(entry):
+                return self._hit(lk, entry)
             if recent_error is not None:
                 return self._stale_or_fail(lk, "the database is unavailable (recent error)")
             start = time.perf_counter()
@@ -307,23 +320,21 @@ class Cache:
                 return self._stale_or_fail(lk, str(exc))
             finally:
                 lk.timings.db += time.perf_counter() - start
-            created = time.time()
+            entry = _Entry(time.time(), value)
             try:
-                self._redis(lk, lambda c: self._store(c, lk.keys, value, created))
+                self._write(lk.keys, entry, lambda op: self._redis(lk, op))
             except RedisUnavailable:
                 metrics.results["bypass"].inc()
-                return Result(value, BYPASS, created, lk.timings)
-            self.local.put(lk.keys.value, _Entry(created, value))
+                return Result(value, BYPASS, entry.created, lk.timings)
             metrics.results["miss"].inc()
-            return Result(value, MISS, created, lk.timings)
+            return Result(value, MISS, entry.created, lk.timings)
         finally:
             self._release(lock)
 
     def _stale_or_fail(self, lk: _Lookup, reason: str, status: str = MISS) -> Result:
         """stale-if-error: serve a value within ttl + stale_if_error, else fail clearly."""
         entry = lk.entry
-        limit = self.settings.ttl + self.settings.stale_if_error
-        if entry is not None and time.time() - entry.created < limit:
+        if _younger(entry, self.settings.ttl + self.settings.stale_if_error):
             metrics.results["stale"].inc()
             return Result(entry.value, STALE, entry.created, lk.timings)
         raise CacheUnavailable(reason, status, lk.timings)
@@ -362,8 +373,7 @@ class Cache:
                 log.warning("cache: background refresh of %s failed: %s", keys.value, exc)
                 self._mark_db_error(keys)
                 return
-            created = time.time()
-            self.gateway.call(lambda c: self._store(c, keys, value, created))
+            self._write(keys, _Entry(time.time(), value), self.gateway.call)
         except RedisUnavailable:
             pass
         except Exception:
@@ -392,9 +402,14 @@ class Cache:
         )
         return lock if lock.acquire() else None
 
-    def _store(self, client: RedisClient, keys: Keys, value: dict[str, Any], created: float) -> Any:
-        payload = json.dumps({"c": created, "v": value}, separators=(",", ":"))
-        return client.set(keys.value, payload, px=self.life_ms)
+    def _write(
+        self, keys: Keys, entry: _Entry, call: Callable[[Callable[[RedisClient], Any]], Any]
+    ) -> None:
+        """Store a value just read from the database in Redis (through ``call``), then
+        keep it locally. RedisUnavailable propagates, and the value is not kept."""
+        payload = json.dumps({"c": entry.created, "v": entry.value}, separators=(",", ":"))
+        call(lambda c: c.set(keys.value, payload, px=self.life_ms))
+        self._keep(keys, entry)
 
     def _mark_db_error(self, keys: Keys) -> None:
         """Tell waiters and the next requests that the DB just failed (error_backoff s)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import re
 import socket
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask.json.provider import JSONProvider
 from werkzeug.exceptions import HTTPException
 
 from cachedapp import metrics
@@ -24,11 +25,11 @@ from cachedapp.redisconn import RedisGateway, RedisUnavailable
 log = logging.getLogger(__name__)
 ITEM = "slow_version"  # the one cached item: slow_version()'s answer
 EXTENSION = "cachedapp"
-ROUTES = frozenset({"/", "/app", "/api/version", "/healthz", "/readyz", "/metrics"})
-START_KEY = "cachedapp.start"  # WSGI environ keys shared by the views and Instrument
-CACHE_KEY = "cachedapp.cache"  # (X-Cache status, Timings or None)
-FAILED_KEY = "cachedapp.failed"  # the exception of a lookup made before Flask
 API_PATH = "/api/version"
+ROUTES = frozenset({"/", "/app", API_PATH, "/healthz", "/readyz", "/metrics"})
+START_KEY = "cachedapp.start"  # WSGI environ keys shared by the views and Front
+CACHE_KEY = "cachedapp.cache"  # (X-Cache status, Timings or None)
+FAILED_KEY = "cachedapp.failed"  # what raised in Front's fast path (lookup or answer)
 FAST_PATHS = frozenset({"/", "/app", API_PATH})  # GETs answered without Flask on success
 HTML = "text/html; charset=utf-8"
 # The generic reasons public answers give (/readyz); the details go to the log.
@@ -70,18 +71,9 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-_fetched_at: tuple[float, str] = (0.0, "")  # the last (created, ISO text): one value, many hits
-
-
+@functools.lru_cache(maxsize=8)  # one value, many hits: formatted once per value
 def _iso(created: float) -> str:
-    global _fetched_at  # noqa: PLW0603 (a one-entry memo; tuple assignment is atomic)
-    last = _fetched_at
-    if last[0] != created:
-        last = _fetched_at = (
-            created,
-            datetime.fromtimestamp(created, UTC).isoformat("T", "seconds"),
-        )
-    return last[1]
+    return datetime.fromtimestamp(created, UTC).isoformat("T", "seconds")
 
 
 def _view_model(result: Result, svc: Services, start: float) -> dict[str, Any]:
@@ -102,16 +94,15 @@ _HOLE = re.compile("\x00(elapsed_ms|age_s)\x00")
 class PageRenderer:
     """The page template, rendered once per (value, status) with markers where the
     per-request figures go (time taken, value age); each request fills them in.
-    The compiled template is rendered in a shared context: no per-request template
-    lookup, context processors, signals or copy of Flask's globals (the page uses none
-    of them)."""
+    Rendered with Jinja's own ``Template.render``: no per-request template lookup,
+    context processors or signals (the page uses none of them)."""
 
     def __init__(self, template: Any) -> None:
         self.template = template
         self._last: tuple[tuple[Any, ...], list[str]] = ((), [])
 
     def render(self, variables: dict[str, Any]) -> str:
-        return "".join(self.template.root_render_func(self.template.new_context(variables, True)))
+        return self.template.render(variables)
 
     def page(self, model: dict[str, Any]) -> str:
         key = (model["cache"], model["fetched_at"], model["version"], model["db_host"])
@@ -125,9 +116,30 @@ class PageRenderer:
         return "".join(part if i % 2 == 0 else str(model[part]) for i, part in enumerate(parts))
 
 
-def _json_body(model: dict[str, Any]) -> bytes:
-    """What Flask's jsonify writes (compact, ASCII, keys in order, a final newline)."""
-    return (json.dumps(model, separators=(",", ":")) + "\n").encode()
+Headers = list[tuple[str, str]]
+
+
+class Answers:
+    """The 200 answer of the page and JSON routes (body and headers), built one way for
+    Front's fast path and the Flask views (HEAD). The JSON is what jsonify writes:
+    the app's JSON provider, compact separators, a final newline."""
+
+    def __init__(self, pages: PageRenderer, json_provider: JSONProvider) -> None:
+        self.pages = pages
+        self.json = json_provider
+
+    def __call__(self, path: str, model: dict[str, Any]) -> tuple[bytes, Headers]:
+        if path == API_PATH:
+            body = (self.json.dumps(model, separators=(",", ":")) + "\n").encode()
+            content_type = "application/json"
+        else:
+            body, content_type = self.pages.page(model).encode(), HTML
+        headers = [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
+        return body, headers
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -138,9 +150,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     svc = Services(settings)
     app.extensions[EXTENSION] = svc
-    pages = PageRenderer(app.jinja_env.get_template("page.html"))
-    app.wsgi_app = Instrument(app.wsgi_app, svc, pages)  # type: ignore[method-assign]
-    _register_routes(app, svc, pages)
+    answer = Answers(PageRenderer(app.jinja_env.get_template("page.html")), app.json)
+    app.wsgi_app = Front(app.wsgi_app, svc, answer)  # type: ignore[method-assign]
+    _register_routes(app, svc, answer)
     _register_errors(app, svc)
     return app
 
@@ -148,26 +160,30 @@ def create_app(settings: Settings | None = None) -> Flask:
 StartResponse = Callable[..., Any]
 
 
-class Instrument:
-    """WSGI layer around the Flask app: X-Cache and Server-Timing on every response
-    (whatever produced it) and the latency histogram, with no per-request Flask
-    hooks. Views leave ``(status, timings)`` in ``environ[CACHE_KEY]``.
+class Front:
+    """The WSGI front of the Flask app. It serves the hot path itself and instruments
+    every response.
 
-    The hot path, a GET of the page or of /api/version that the cache answers, is
-    served here without Flask's request machinery (context, URL matching, session,
-    Response object: about a third of a hit's Python work). Anything else, or a
-    lookup that raised, goes through Flask; a failed lookup is not repeated: the view
-    re-raises it (``environ[FAILED_KEY]``) for Flask's error handlers."""
+    Serves: a GET of the page or of /api/version that the cache answers is answered
+    here (:class:`Answers`) without Flask's request machinery (context, URL matching,
+    session, Response object: about a third of a hit's Python work). Anything else
+    (HEAD, other routes), or a lookup or answer that raised, goes through Flask; the
+    failure is not repeated: the view re-raises it (``environ[FAILED_KEY]``) for
+    Flask's error handlers.
+
+    Instruments: X-Cache and Server-Timing on every response, whatever produced it,
+    and the latency histogram, with no per-request Flask hooks. Views leave
+    ``(status, timings)`` in ``environ[CACHE_KEY]``."""
 
     def __init__(
         self,
         wsgi_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
         svc: Services,
-        pages: PageRenderer,
+        answer: Answers,
     ):
         self.wsgi_app = wsgi_app
         self.svc = svc
-        self.pages = pages
+        self.answer = answer
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         start = environ[START_KEY] = time.perf_counter()
@@ -196,28 +212,19 @@ class Instrument:
         if environ.get("REQUEST_METHOD") == "GET" and path in FAST_PATHS:
             try:
                 result = self.svc.lookup()
-            except Exception as exc:  # handed to Flask's error handlers
+                environ[CACHE_KEY] = (result.status, result.timings)
+                body, headers = self.answer(path, _view_model(result, self.svc, start))
+            except Exception as exc:  # lookup or answer: handed to Flask's error handlers
                 environ[FAILED_KEY] = exc
             else:
-                environ[CACHE_KEY] = (result.status, result.timings)
-                model = _view_model(result, self.svc, start)
-                if path == API_PATH:
-                    body, content_type = _json_body(model), "application/json"
-                else:
-                    body, content_type = self.pages.page(model).encode(), HTML
-                headers = [
-                    ("Content-Type", content_type),
-                    ("Content-Length", str(len(body))),
-                    ("Cache-Control", "no-store"),
-                ]
                 instrumented("200 OK", headers)
                 return [body]
         return self.wsgi_app(environ, instrumented)
 
 
-def _register_routes(app: Flask, svc: Services, pages: PageRenderer) -> None:
-    # GETs of these routes are answered by Instrument; Flask serves the rest (HEAD)
-    # and the errors (a lookup that failed there is re-raised here, not repeated).
+def _register_routes(app: Flask, svc: Services, answer: Answers) -> None:
+    # GETs of the cached routes are answered by Front; Flask serves the rest (HEAD)
+    # and the errors (what failed there is re-raised here, not repeated).
     def lookup() -> Result:
         failed = request.environ.pop(FAILED_KEY, None)
         if failed is not None:
@@ -226,21 +233,15 @@ def _register_routes(app: Flask, svc: Services, pages: PageRenderer) -> None:
         request.environ[CACHE_KEY] = (result.status, result.timings)
         return result
 
-    @app.get("/")
-    @app.get("/app")
-    def page() -> Response:
+    def cached() -> Response:
         result = lookup()
-        body = pages.page(_view_model(result, svc, request.environ[START_KEY]))
-        response = Response(body, mimetype="text/html")
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        model = _view_model(result, svc, request.environ[START_KEY])
+        body, headers = answer(request.path, model)
+        return Response(body, headers=headers)
 
-    @app.get(API_PATH)
-    def api_version() -> Response:
-        result = lookup()
-        response = jsonify(_view_model(result, svc, request.environ[START_KEY]))
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_url_rule("/", "page", cached)
+    app.add_url_rule("/app", "page", cached)
+    app.add_url_rule(API_PATH, "api_version", cached)
 
     @app.get("/healthz")
     def healthz() -> Response:
