@@ -14,6 +14,9 @@ cache). It must exit 2, and then:
   opened in Debian's headless Chromium: the runs labelled verdict:drifted include this
   one, and its page, filtered to changed results, shows the cache host and the task.
 
+- ARA's database (.ansible/ara/ansible.sqlite, which keeps task arguments, results
+  and --diff output) holds no generated secret (.ansible/secrets/*) and no private key.
+
 The drifts are healed by site.yml (the session fixture heal_run, test_drift's heal);
 the last test checks the stack is back as found.
 """
@@ -25,9 +28,11 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +49,7 @@ from support import (
     DRIFTED_POLICY,
     MANAGED_POLICY,
     ROOT,
+    SECRETS,
     STACK,
     DriftCheck,
     Run,
@@ -55,6 +61,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 TASK = re.compile(r"^redis : .*running settings", re.IGNORECASE)
 REPORT = DRIFT_REPORT
 SCREENSHOTS = ROOT / ".cache"
+ARA_DB = ROOT / ".ansible" / "ara" / "ansible.sqlite"
 
 
 @dataclass
@@ -241,6 +248,54 @@ def test_ui_shows_the_changed_task_on_the_cache(
     assert seen, "the page lists no changed result"
     assert all(status == "CHANGED" for status, _, _ in seen), seen
     assert any(host == CACHE and TASK.search(task) for _, host, task in seen), seen
+
+
+# --- what ARA keeps: no secrets ---------------------------------------------------------
+
+
+def as_text(value: object) -> str | None:
+    """A database value as text: blobs inflated when zlib-compressed, then decoded."""
+    if isinstance(value, bytes):
+        try:
+            return zlib.decompress(value).decode("utf-8", "replace")
+        except zlib.error:  # not compressed: the bytes as they are
+            return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def ara_texts(db: Path) -> Iterator[tuple[str, str]]:
+    """(table.column, text) of every text or blob value in ARA's SQLite database;
+    ARA stores results, files and diffs zlib-compressed: blobs are inflated."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
+            columns = [d[0] for d in cursor.description]
+            for row in cursor:
+                for column, value in zip(columns, row, strict=True):
+                    text = as_text(value)
+                    if text is not None:
+                        yield f"{table}.{column}", text
+
+
+def test_ara_database_holds_no_secret(drifted: Drifted) -> None:
+    """After the --diff drift run: no generated secret, no private key in ARA's record."""
+    assert ARA_DB.is_file(), ARA_DB
+    secrets = {
+        path.name: path.read_text().strip() for path in sorted(SECRETS.iterdir()) if path.is_file()
+    }
+    assert secrets, f"no generated secrets in {SECRETS}"
+    assert all(len(value) >= 8 for value in secrets.values()), "a secret too short to search"
+    needles = {f"secret {name}": value for name, value in secrets.items()}
+    needles["a private key"] = "PRIVATE KEY"
+    found, values = set(), 0
+    for where, text in ara_texts(ARA_DB):
+        values += 1
+        found |= {(what, where) for what, needle in needles.items() if needle in text}
+    print(f"\nARA database: {values} values searched for {len(needles)} needles")
+    # The search reads the drift run's record: the drifted playbook's diff is there.
+    assert values > 0
+    assert not found, sorted(found)
 
 
 def test_stack_is_back_as_found(drifted: Drifted, heal_run: Run) -> None:
