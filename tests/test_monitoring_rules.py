@@ -20,6 +20,7 @@ promtool comes from Debian's ``prometheus`` package (PROMTOOL, else PATH, else
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -190,6 +191,41 @@ def test_per_distro_data_is_complete_and_used() -> None:
     ]
     unused = sorted(key for key in required if not any(key in text for text in users))
     assert unused == [], "per-distro keys nothing reads"
+
+
+APP_METRICS = REPO / "app" / "src" / "cachedapp" / "metrics.py"
+# The series names prometheus_client exposes for a metric of each kind.
+SERIES = {
+    "Counter": lambda name: {name.removesuffix("_total") + "_total"},
+    "Gauge": lambda name: {name},
+    "Histogram": lambda name: {f"{name}_bucket", f"{name}_count", f"{name}_sum"},
+    "Summary": lambda name: {f"{name}_count", f"{name}_sum", name},
+}
+
+
+def app_series() -> set[str]:
+    """Series the app registers: metrics.py's Counter(...)/Histogram(...) calls, parsed."""
+    series: set[str] = set()
+    for node in ast.walk(ast.parse(APP_METRICS.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in SERIES
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            series |= SERIES[node.func.id](node.args[0].value)
+    return series
+
+
+def test_every_app_metric_the_rules_use_is_registered_by_the_app(rendered: Path) -> None:
+    rules = yaml.safe_load((rendered / "rules.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    used = {m for expr in exprs for m in re.findall(r"\bcachedapp_[a-z0-9_]+", expr)}
+    registered = app_series()
+    assert "cachedapp_request_duration_seconds_bucket" in registered, registered
+    assert used, "the rules use no cachedapp_* metric"
+    assert used <= registered, f"not registered by the app: {sorted(used - registered)}"
 
 
 def test_the_role_readme_lists_every_alert() -> None:
