@@ -1,4 +1,11 @@
-"""Shared pytest fixtures: the repository root and moto's standalone server.
+"""Shared pytest fixtures: the repository root, a session ARA history, moto's server.
+
+ara_history (autouse, whole session): the ansible-playbook runs of the unit tests
+read the project's ansible.cfg, which records every run with ARA; ARA_BASE_DIR
+points them at a temporary directory, so they never land in the operator's history
+(.ansible/ara/) or an ARA server named in the environment (ARA_DATABASE_NAME,
+ARA_API_SERVER and ARA_API_CLIENT are unset for the session). Tests that set their
+own ARA_* variables (test_ara_callback, test_drift_timer) keep them.
 
 moto_server starts `moto_server` on a free loopback port once per session
 (with the AMI fixture of molecule/aws); `moto` resets it before each test and
@@ -28,6 +35,17 @@ VENV_BIN = Path(sys.executable).parent
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ara_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's own ARA directory (ARA_BASE_DIR) for every run the tests start."""
+    base = tmp_path_factory.mktemp("ara-session")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("ARA_DATABASE_NAME", "ARA_API_SERVER", "ARA_API_CLIENT"):
+            patch.delenv(name, raising=False)
+        patch.setenv("ARA_BASE_DIR", str(base))
+        yield base
 
 
 def _free_port() -> int:

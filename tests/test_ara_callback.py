@@ -175,3 +175,11 @@ def test_run_without_ara_goes_on_unrecorded(playbook: tuple[Path, Path], tmp_pat
     assert "ARA cannot be imported" in output
     assert "this run is not recorded" in output
     assert not (tmp_path / "ara" / "ansible.sqlite").exists()
+
+
+def test_unit_test_runs_stay_out_of_the_project_history(ara_history: Path) -> None:
+    """tests/conftest.py's session ARA directory: runs started by the tests (which
+    pass os.environ on) record there, not into the operator's .ansible/ara/."""
+    assert os.environ["ARA_BASE_DIR"] == str(ara_history)
+    assert not ara_history.is_relative_to(ROOT)
+    assert not {"ARA_DATABASE_NAME", "ARA_API_SERVER"} & os.environ.keys()

@@ -66,7 +66,50 @@ def test_verdict(
     report_mod: ModuleType, rc: int, playbook: Any, hosts: dict[str, Any], verdict: str
 ) -> None:
     assert report_mod.verdict_of(rc, playbook, hosts) == verdict
-    assert report_mod.EXIT[verdict] == {"in-sync": 0, "drifted": 2, "failed": 1}[verdict]
+    # The verdict's exit code is the one drift.sh's header documents for it.
+    assert DOCUMENTED_EXIT[report_mod.EXIT[verdict]].startswith(DOCUMENTED_AS[verdict])
+
+
+# drift.sh's header: "#   exit 0  the hosts match the code (...)" and so on.
+DOCUMENTED_EXIT = {
+    int(code): text
+    for code, text in re.findall(
+        r"^#\s+exit (\d)\s+(.+)$", (ROOT / "scripts/drift.sh").read_text(), re.M
+    )
+}
+DOCUMENTED_AS = {
+    "in-sync": "the hosts match the code",
+    "drifted": "drift: something would change",
+    "failed": "the check itself failed",
+}
+
+
+def test_drift_sh_documents_three_distinct_exit_codes(report_mod: ModuleType) -> None:
+    assert sorted(DOCUMENTED_EXIT) == [0, 1, 2], DOCUMENTED_EXIT
+    assert sorted(report_mod.EXIT.values()) == sorted(DOCUMENTED_EXIT)
+    assert report_mod.EXIT["in-sync"] == 0, "only an in-sync check may exit 0"
+
+
+def test_main_without_an_ara_record_exits_with_the_failed_code(
+    report_mod: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No playbook id (the run was not recorded): verdict failed, its exit code, a report."""
+    id_file = tmp_path / "id"
+    id_file.write_text("")
+    argv = [
+        "--ansible-rc",
+        "0",
+        "--id-file",
+        str(id_file),
+        "--started",
+        "2026-01-01T00:00:00+00:00",
+    ]
+    rc = report_mod.main([*argv, "--report-dir", str(tmp_path / "reports")])
+    report = json.loads((tmp_path / "reports" / "latest.json").read_text())
+    assert rc == report_mod.EXIT["failed"] == report["exit_code"] == 1
+    assert report["verdict"] == "failed"
+    assert "no ARA record" in report["problem"]
+    assert "no ARA record" in capsys.readouterr().out
 
 
 def test_summary_lines_keep_the_host_task_format(report_mod: ModuleType) -> None:
@@ -75,16 +118,25 @@ def test_summary_lines_keep_the_host_task_format(report_mod: ModuleType) -> None
         "cgc-web-1": host(
             change("nginx : Template the site"), change("nginx : Reload", handler=True)
         ),
-        "cgc-cache": host(change("redis : Apply the running settings", items=["maxmemory-policy"])),
+        "cgc-cache": host(change("redis : Compare the running settings with the managed ones")),
+        # A loop: the items that would change follow the task's name.
+        "cgc-monitor": host(
+            change("monitoring : Enable and start Prometheus and the exporters", items=["redis"])
+        ),
     }
     lines = report_mod.summary("drifted", 0, hosts, "ansible-playbook site.yml")
     text = "\n".join(lines)
     assert "== drift summary ==" in lines
-    assert "DRIFT: 3 task result(s) would change:" in text
+    assert "DRIFT: 4 task result(s) would change:" in text
     assert re.search(r"^\s+cgc-web-1\s+nginx : Template the site$", text, re.M)
     assert re.search(r"^\s+cgc-web-1\s+nginx : Reload  \(handler\)$", text, re.M)
     assert re.search(
-        r"^\s+cgc-cache\s+redis : Apply the running settings \[maxmemory-policy\]$", text, re.M
+        r"^\s+cgc-cache\s+redis : Compare the running settings with the managed ones$", text, re.M
+    )
+    assert re.search(
+        r"^\s+cgc-monitor\s+monitoring : Enable and start Prometheus and the exporters \[redis\]$",
+        text,
+        re.M,
     )
     assert lines[-1] == "heal with: ansible-playbook site.yml"
 

@@ -154,6 +154,8 @@ def installed(target: Target) -> dict[str, subprocess.CompletedProcess[str]]:
         "drift_timer_environment": {
             "DRIFT_PLAYBOOK": str(target.playbook),
             "ARA_BASE_DIR": str(target.ara),
+            # No monitor host here: drift.sh skips publishing the verdict.
+            "CGC_DRIFT_NO_PUBLISH": "1",
         },
     }
     extra = target.base / "timer-vars.json"
@@ -284,6 +286,7 @@ def test_service_runs_drift_sh_from_the_project(service: Unit, target: Target) -
     assert service.working_directory == ROOT
     assert service.environment["PATH"].split(":")[0] == str(VENV_BIN)
     assert service.environment["DRIFT_REPORT_DIR"] == str(target.reports)
+    assert service.environment["CGC_DRIFT_NO_PUBLISH"] == "1"
     assert service.success_exit_status == ["2"], "drift is a finding, not a failed unit"
 
 
@@ -340,3 +343,22 @@ def test_ara_holds_the_labelled_drift_run(checks: dict[str, Check], target: Targ
     assert named == [("drifthost", "Manage the fixture's config file")]
     drifted = ara_json(target, "playbook", "list", "--label", "verdict:drifted")
     assert [p["id"] for p in drifted] == [playbook_id]
+
+
+def test_publishing_the_verdict_is_not_recorded(
+    checks: dict[str, Check], service: Unit, target: Target
+) -> None:
+    """Without CGC_DRIFT_NO_PUBLISH drift.sh also runs playbooks/monitoring.yml (tag
+    drift_report; no monitor host here, so it has nothing to do): ARA gets only the check."""
+    before = {p["id"] for p in ara_json(target, "playbook", "list")}
+    publishing = Unit(
+        service.exec_start,
+        service.working_directory,
+        {k: v for k, v in service.environment.items() if k != "CGC_DRIFT_NO_PUBLISH"},
+    )
+    run = run_service(publishing, target)
+    assert run.rc == 1, run.output[-3000:]  # the directory is still in the file's place
+    assert "not published" not in run.output, run.output[-3000:]
+    new = [p for p in ara_json(target, "playbook", "list") if p["id"] not in before]
+    assert [p["id"] for p in new] == [run.report["ara"]["playbook_id"]], new
+    assert new[0]["path"].endswith("fixture.yml"), new

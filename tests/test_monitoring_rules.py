@@ -20,8 +20,10 @@ promtool comes from Debian's ``prometheus`` package (PROMTOOL, else PATH, else
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -150,11 +152,88 @@ def test_promtool_accepts_the_rules_and_the_configuration(rendered: Path) -> Non
     assert config.returncode == 0, config.stdout + config.stderr
 
 
-def test_every_alert_the_role_names_is_a_rule(rendered: Path) -> None:
+# The alerts the role's rules define (roles/monitoring/README.md lists them).
+ALERT_NAMES = [
+    "CachedappHostDown",
+    "RedisDown",
+    "PostgresDown",
+    "CacheHitRatioLow",
+    "StaleAnswersServed",
+    "DatabaseErrors",
+    "RedisErrorsInApp",
+    "Http5xxRateHigh",
+    "DriftDetected",
+    "DriftCheckFailed",
+    "DriftCheckStale",
+]
+
+
+def test_the_rules_are_the_expected_alerts(rendered: Path) -> None:
     rules = yaml.safe_load((rendered / "rules.yml").read_text())
     alerts = [r["alert"] for g in rules["groups"] for r in g["rules"]]
-    names = yaml.safe_load((ROLE / "vars/main.yml").read_text())["__monitoring_alert_names"]
-    assert sorted(alerts) == sorted(names)
+    assert sorted(alerts) == sorted(ALERT_NAMES)
+    assert len(alerts) == len(set(alerts)), "an alert is defined twice"
+
+
+def test_per_distro_data_is_complete_and_used() -> None:
+    """Each per-distro vars file defines the keys preflight requires, no more; each of
+    them is read somewhere in the role (tasks, handlers, templates)."""
+    required = set(yaml.safe_load((ROLE / "vars/main.yml").read_text())["__monitoring_distro_keys"])
+    distro_files = [p for p in sorted((ROLE / "vars").glob("*.yml")) if p.name != "main.yml"]
+    assert distro_files
+    for path in distro_files:
+        assert set(yaml.safe_load(path.read_text())) == required, path.name
+    users = [
+        p.read_text()
+        for part in ("tasks", "handlers", "templates")
+        for p in sorted((ROLE / part).rglob("*"))
+        if p.is_file()
+    ]
+    unused = sorted(key for key in required if not any(key in text for text in users))
+    assert unused == [], "per-distro keys nothing reads"
+
+
+APP_METRICS = REPO / "app" / "src" / "cachedapp" / "metrics.py"
+# The series names prometheus_client exposes for a metric of each kind.
+SERIES = {
+    "Counter": lambda name: {name.removesuffix("_total") + "_total"},
+    "Gauge": lambda name: {name},
+    "Histogram": lambda name: {f"{name}_bucket", f"{name}_count", f"{name}_sum"},
+    "Summary": lambda name: {f"{name}_count", f"{name}_sum", name},
+}
+
+
+def app_series() -> set[str]:
+    """Series the app registers: metrics.py's Counter(...)/Histogram(...) calls, parsed."""
+    series: set[str] = set()
+    for node in ast.walk(ast.parse(APP_METRICS.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in SERIES
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            series |= SERIES[node.func.id](node.args[0].value)
+    return series
+
+
+def test_every_app_metric_the_rules_use_is_registered_by_the_app(rendered: Path) -> None:
+    rules = yaml.safe_load((rendered / "rules.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    used = {m for expr in exprs for m in re.findall(r"\bcachedapp_[a-z0-9_]+", expr)}
+    registered = app_series()
+    assert "cachedapp_request_duration_seconds_bucket" in registered, registered
+    assert used, "the rules use no cachedapp_* metric"
+    assert used <= registered, f"not registered by the app: {sorted(used - registered)}"
+
+
+def test_the_role_readme_lists_every_alert() -> None:
+    text = (ROLE / "README.md").read_text()
+    table = text.split("## Alert rules", 1)[1].split("\n\n", 2)[1]
+    first_cells = [row.split("|")[1] for row in table.splitlines() if row.startswith("| `")]
+    listed = [name for cell in first_cells for name in re.findall(r"`(\w+)`", cell)]
+    assert sorted(listed) == sorted(ALERT_NAMES)
 
 
 def test_every_web_host_and_exporter_is_scraped(rendered: Path) -> None:

@@ -7,15 +7,18 @@ Run outside molecule, the same variables point the tests at any local stack.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import requests
 
@@ -273,3 +276,140 @@ class LoadLoop:
             f"{self.non_2xx} non-2xx, {self.errors} errors ({errors}); "
             f"status {{{statuses}}}; X-Cache {{{cache}}}; slowest {self.slowest * 1000:.0f} ms"
         )
+
+
+# --- the drift catalogue: what test_drift injects and test_history reads back ----------
+
+WEB_FIRST = container("web-1")
+# The stopped service goes on the last web host: with two or more, its detection is
+# independent of the config-mode drift on web-1 (which restarts the app there too).
+WEB_LAST = container(f"web-{WEB_COUNT}")
+CACHE = container("cache")
+
+APP_CONFIG = "/etc/cachedapp/config.toml"
+APP_UNIT = "cachedapp"
+HAND_EDIT = "# edited by hand during an incident (drift test)"
+# What the redis role manages, and what the drift sets at run time.
+MANAGED_POLICY = "allkeys-lru"
+DRIFTED_POLICY = "noeviction"
+# drift.sh's JSON report of its last run.
+DRIFT_REPORT = ROOT / ".ansible" / "drift" / "latest.json"
+
+
+def sh(name: str, script: str, check: bool = True) -> str:
+    """A shell script in container NAME; its stdout, stripped."""
+    return docker_exec(name, "sh", "-c", script, check=check).stdout.strip()
+
+
+def nginx_site_file() -> str:
+    """The nginx file that holds the app's site (the nginx role templates it)."""
+    found = sh(WEB_FIRST, "grep -rl 'proxy_pass http://cachedapp' /etc/nginx | sort | head -n 1")
+    assert found, "no nginx file on web-1 proxies to the app"
+    return found
+
+
+def redis_policy() -> str:
+    return redis_cli("CONFIG", "GET", "maxmemory-policy").splitlines()[-1]
+
+
+def slow_version_count() -> int:
+    return int(psql("SELECT count(*) FROM pg_proc WHERE proname = 'slow_version'"))
+
+
+@dataclass
+class Drift:
+    """One kind of drift: how to inject it, how to see it, which task must name it."""
+
+    kind: str
+    host: str  # regex on the inventory host (= container name) the task runs on
+    task: str  # regex on "role : task name" in drift.sh's summary
+    inject: Callable[[], None]
+    drifted: Callable[[], bool]
+
+
+_site: dict[str, str] = {}
+
+
+def edit_site() -> None:
+    _site["path"] = nginx_site_file()
+    sh(WEB_FIRST, f"printf '%s\\n' '{HAND_EDIT}' >> {_site['path']}")
+
+
+def stop_app() -> None:
+    sh(WEB_LAST, f"systemctl stop {APP_UNIT}")
+
+
+def open_config() -> None:
+    sh(WEB_FIRST, f"chmod 0644 {APP_CONFIG}")
+
+
+def drop_function() -> None:
+    psql("DROP FUNCTION slow_version()")
+
+
+def set_policy() -> None:
+    redis_cli("CONFIG", "SET", "maxmemory-policy", DRIFTED_POLICY)
+
+
+DRIFTS = [
+    Drift(
+        "edited nginx site",
+        re.escape(WEB_FIRST),
+        r"nginx : .*(nginx\.conf|site)",
+        edit_site,
+        lambda: HAND_EDIT in sh(WEB_FIRST, f"cat {_site['path']}"),
+    ),
+    Drift(
+        "stopped service",
+        re.escape(WEB_LAST),
+        r"app : .*(start|run)",
+        stop_app,
+        lambda: sh(WEB_LAST, f"systemctl is-active {APP_UNIT}", check=False) != "active",
+    ),
+    Drift(
+        "wrong file mode",
+        re.escape(WEB_FIRST),
+        r"app : .*config",
+        open_config,
+        lambda: sh(WEB_FIRST, f"stat -c %a {APP_CONFIG}") == "644",
+    ),
+    Drift(
+        "dropped slow_version()",
+        # The schema tasks run once, on whichever web host comes first.
+        re.escape(container("web-")) + r"\d+",
+        r"app : .*slow_version",
+        drop_function,
+        lambda: slow_version_count() == 0,
+    ),
+    Drift(
+        "changed Redis setting",
+        re.escape(CACHE),
+        r"redis : .*running settings",
+        set_policy,
+        lambda: redis_policy() == DRIFTED_POLICY,
+    ),
+]
+
+
+@dataclass
+class DriftCheck:
+    """The one drift.sh run over every drift in DRIFTS (conftest.py's drift_check)."""
+
+    run: Run
+    still: dict[str, bool]  # per kind: still drifted after the check
+    report: dict[str, Any]  # latest.json as that run left it
+    policy_after_check: str
+
+
+def inject_and_check() -> DriftCheck:
+    """Inject every drift, run drift.sh once; what it reported and what it left."""
+    originals = {"policy": redis_policy(), "functions": str(slow_version_count())}
+    assert originals == {"policy": MANAGED_POLICY, "functions": "1"}, originals
+    for drift in DRIFTS:
+        drift.inject()
+    assert all(d.drifted() for d in DRIFTS), "an injection did not take"
+    run = run_drift()
+    still = {d.kind: d.drifted() for d in DRIFTS}
+    # Read now: later drift.sh runs (after the heal) replace latest.json.
+    report = json.loads(DRIFT_REPORT.read_text()) if DRIFT_REPORT.exists() else {}
+    return DriftCheck(run, still, report, redis_policy())

@@ -9,134 +9,33 @@ after it drift.sh exits 0 and another plain run reports changed=0.
 
 Injected all at once (one detection, one heal, one check) to keep CI time low; each
 kind is still asserted on its own, by the task it names and by the healed state.
+The drifts are support.DRIFTS; the clean check, the drifted check and the heal are
+session fixtures (conftest.py) because test_history reads the same drifted run.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 import requests
 from support import (
-    WEB_COUNT,
+    APP_CONFIG,
+    DRIFTS,
+    HAND_EDIT,
+    MANAGED_POLICY,
+    WEB_FIRST,
+    Drift,
+    DriftCheck,
     Run,
     base_url,
-    container,
-    docker_exec,
-    psql,
-    redis_cli,
+    redis_policy,
     run_drift,
     run_playbook,
+    sh,
+    slow_version_count,
 )
 
-WEB_FIRST = container("web-1")
-# The stopped service goes on the last web host: with two or more, its detection is
-# independent of the config-mode drift on web-1 (which restarts the app there too).
-WEB_LAST = container(f"web-{WEB_COUNT}")
-CACHE = container("cache")
-
-APP_CONFIG = "/etc/cachedapp/config.toml"
-APP_UNIT = "cachedapp"
-HAND_EDIT = "# edited by hand during an incident (drift test)"
-# What the drift sets; the redis role manages allkeys-lru.
-DRIFTED_POLICY = "noeviction"
-
-
-def sh(name: str, script: str, check: bool = True) -> str:
-    """A shell script in container NAME; its stdout, stripped."""
-    return docker_exec(name, "sh", "-c", script, check=check).stdout.strip()
-
-
-def nginx_site_file() -> str:
-    """The nginx file that holds the app's site (the nginx role templates it)."""
-    found = sh(WEB_FIRST, "grep -rl 'proxy_pass http://cachedapp' /etc/nginx | sort | head -n 1")
-    assert found, "no nginx file on web-1 proxies to the app"
-    return found
-
-
-def redis_policy() -> str:
-    return redis_cli("CONFIG", "GET", "maxmemory-policy").splitlines()[-1]
-
-
-def slow_version_count() -> int:
-    return int(psql("SELECT count(*) FROM pg_proc WHERE proname = 'slow_version'"))
-
-
-@dataclass
-class Drift:
-    """One kind of drift: how to inject it, how to see it, which task must name it."""
-
-    kind: str
-    host: str  # regex on the inventory host (= container name) the task runs on
-    task: str  # regex on "role : task name" in drift.sh's summary
-    inject: Callable[[], None]
-    drifted: Callable[[], bool]
-
-
-_site: dict[str, str] = {}
-
-
-def edit_site() -> None:
-    _site["path"] = nginx_site_file()
-    sh(WEB_FIRST, f"printf '%s\\n' '{HAND_EDIT}' >> {_site['path']}")
-
-
-def stop_app() -> None:
-    sh(WEB_LAST, f"systemctl stop {APP_UNIT}")
-
-
-def open_config() -> None:
-    sh(WEB_FIRST, f"chmod 0644 {APP_CONFIG}")
-
-
-def drop_function() -> None:
-    psql("DROP FUNCTION slow_version()")
-
-
-def set_policy() -> None:
-    redis_cli("CONFIG", "SET", "maxmemory-policy", DRIFTED_POLICY)
-
-
-DRIFTS = [
-    Drift(
-        "edited nginx site",
-        re.escape(WEB_FIRST),
-        r"nginx : .*(nginx\.conf|site)",
-        edit_site,
-        lambda: HAND_EDIT in sh(WEB_FIRST, f"cat {_site['path']}"),
-    ),
-    Drift(
-        "stopped service",
-        re.escape(WEB_LAST),
-        r"app : .*(start|run)",
-        stop_app,
-        lambda: sh(WEB_LAST, f"systemctl is-active {APP_UNIT}", check=False) != "active",
-    ),
-    Drift(
-        "wrong file mode",
-        re.escape(WEB_FIRST),
-        r"app : .*config",
-        open_config,
-        lambda: sh(WEB_FIRST, f"stat -c %a {APP_CONFIG}") == "644",
-    ),
-    Drift(
-        "dropped slow_version()",
-        # The schema tasks run once, on whichever web host comes first.
-        re.escape(container("web-")) + r"\d+",
-        r"app : .*slow_version",
-        drop_function,
-        lambda: slow_version_count() == 0,
-    ),
-    Drift(
-        "changed Redis setting",
-        re.escape(CACHE),
-        r"redis : .*running settings",
-        set_policy,
-        lambda: redis_policy() == DRIFTED_POLICY,
-    ),
-]
 IDS = [d.kind for d in DRIFTS]
 
 
@@ -156,36 +55,20 @@ def named(run: Run, host: str, task: str) -> bool:
 # --- the stages, each run once per module -------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def clean_check() -> Run:
-    run = run_drift()
-    print(f"\ndrift.sh on the clean stack: exit {run.rc} in {run.seconds:.1f} s")
-    return run
+# clean_check, drift_check and heal_run are session fixtures (conftest.py): test_history
+# reads the same drifted run.
 
 
 @pytest.fixture(scope="module")
-def drifted(clean_check: Run) -> tuple[Run, dict[str, bool]]:
-    """Inject every drift, run drift.sh once; what is still drifted after the check."""
-    originals = {"policy": redis_policy(), "functions": str(slow_version_count())}
-    assert originals == {"policy": "allkeys-lru", "functions": "1"}, originals
-    for drift in DRIFTS:
-        drift.inject()
-    assert all(d.drifted() for d in DRIFTS), "an injection did not take"
-    run = run_drift()
-    still = {d.kind: d.drifted() for d in DRIFTS}
-    print(f"drift.sh with {len(DRIFTS)} drifts: exit {run.rc} in {run.seconds:.1f} s")
-    print(summary(run).strip())
-    return run, still
+def drifted(drift_check: DriftCheck) -> tuple[Run, dict[str, bool]]:
+    """Every drift injected, drift.sh run once; what is still drifted after the check."""
+    print(summary(drift_check.run).strip())
+    return drift_check.run, drift_check.still
 
 
 @pytest.fixture(scope="module")
-def healed(drifted: tuple[Run, dict[str, bool]]) -> Run:
-    run = run_playbook("site.yml")
-    print(
-        f"healing run: exit {run.rc}, changed={run.changed} in {run.seconds:.1f} s; "
-        f"tasks: {', '.join(run.changed_tasks())}"
-    )
-    return run
+def healed(heal_run: Run) -> Run:
+    return heal_run
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +131,7 @@ def test_each_drift_is_healed(healed: Run, drift: Drift) -> None:
 
 def test_healed_values(healed: Run) -> None:
     assert sh(WEB_FIRST, f"stat -c '%a %U %G' {APP_CONFIG}") == "640 root cachedapp"
-    assert redis_policy() == "allkeys-lru"
+    assert redis_policy() == MANAGED_POLICY == "allkeys-lru"
     assert slow_version_count() == 1
 
 

@@ -1,9 +1,10 @@
 """Run history: a real drift, found by drift.sh, seen in its JSON report and in ARA's web UI.
 
 Every ansible-playbook run of the project is recorded by ARA (ansible.cfg); drift.sh
-labels its run and writes a JSON report built from ARA's record. Here a Redis setting
-is changed at run time on the stack's cache (one of the drift test's kinds), drift.sh
-runs once and must exit 2, and then:
+labels its run and writes a JSON report built from ARA's record. The run read here is
+test_drift's drifted check (the session fixture drift_check, conftest.py: one drift.sh
+run over five drifts, among them a Redis setting changed at run time on the stack's
+cache). It must exit 2, and then:
 
 - the report (.ansible/drift/latest.json) says drifted, names the cache host and the
   redis task that would change, and gives the ARA playbook id;
@@ -13,8 +14,11 @@ runs once and must exit 2, and then:
   opened in Debian's headless Chromium: the runs labelled verdict:drifted include this
   one, and its page, filtered to changed results, shows the cache host and the task.
 
-The test then sets the Redis value back (the drift test covers healing by site.yml) and
-checks the stack is as it found it.
+- ARA's database (.ansible/ara/ansible.sqlite, which keeps task arguments, results
+  and --diff output) holds no generated secret (.ansible/secrets/*) and no private key.
+
+The drifts are healed by site.yml (the session fixture heal_run, test_drift's heal);
+the last test checks the stack is back as found.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,20 +43,25 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from support import ROOT, STACK, Run, container, redis_cli, run_drift
+from support import (
+    CACHE,
+    DRIFT_REPORT,
+    DRIFTED_POLICY,
+    MANAGED_POLICY,
+    ROOT,
+    SECRETS,
+    STACK,
+    DriftCheck,
+    Run,
+    redis_policy,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-CACHE = container("cache")
 TASK = re.compile(r"^redis : .*running settings", re.IGNORECASE)
-MANAGED_POLICY = "allkeys-lru"  # what the redis role sets
-DRIFTED_POLICY = "volatile-lru"
-REPORT = ROOT / ".ansible" / "drift" / "latest.json"
+REPORT = DRIFT_REPORT
 SCREENSHOTS = ROOT / ".cache"
-
-
-def redis_policy() -> str:
-    return redis_cli("CONFIG", "GET", "maxmemory-policy").splitlines()[-1]
+ARA_DB = ROOT / ".ansible" / "ara" / "ansible.sqlite"
 
 
 @dataclass
@@ -65,17 +76,9 @@ class Drifted:
 
 
 @pytest.fixture(scope="module")
-def drifted() -> Drifted:
-    """One real drift, one drift.sh run; then the Redis value set back."""
-    assert redis_policy() == MANAGED_POLICY, "the stack must start in sync"
-    redis_cli("CONFIG", "SET", "maxmemory-policy", DRIFTED_POLICY)
-    try:
-        run = run_drift()
-        print(f"\ndrift.sh with one drift: exit {run.rc} in {run.seconds:.1f} s")
-        report = json.loads(REPORT.read_text()) if REPORT.exists() else {}
-        return Drifted(run, report, redis_policy())
-    finally:
-        redis_cli("CONFIG", "SET", "maxmemory-policy", MANAGED_POLICY)
+def drifted(drift_check: DriftCheck) -> Drifted:
+    """The session's drifted drift.sh run (test_drift's): its output, report, Redis value."""
+    return Drifted(drift_check.run, drift_check.report, drift_check.policy_after_check)
 
 
 def ara_env() -> dict[str, str]:
@@ -247,5 +250,53 @@ def test_ui_shows_the_changed_task_on_the_cache(
     assert any(host == CACHE and TASK.search(task) for _, host, task in seen), seen
 
 
-def test_stack_is_back_as_found(drifted: Drifted) -> None:
+# --- what ARA keeps: no secrets ---------------------------------------------------------
+
+
+def as_text(value: object) -> str | None:
+    """A database value as text: blobs inflated when zlib-compressed, then decoded."""
+    if isinstance(value, bytes):
+        try:
+            return zlib.decompress(value).decode("utf-8", "replace")
+        except zlib.error:  # not compressed: the bytes as they are
+            return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def ara_texts(db: Path) -> Iterator[tuple[str, str]]:
+    """(table.column, text) of every text or blob value in ARA's SQLite database;
+    ARA stores results, files and diffs zlib-compressed: blobs are inflated."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
+            columns = [d[0] for d in cursor.description]
+            for row in cursor:
+                for column, value in zip(columns, row, strict=True):
+                    text = as_text(value)
+                    if text is not None:
+                        yield f"{table}.{column}", text
+
+
+def test_ara_database_holds_no_secret(drifted: Drifted) -> None:
+    """After the --diff drift run: no generated secret, no private key in ARA's record."""
+    assert ARA_DB.is_file(), ARA_DB
+    secrets = {
+        path.name: path.read_text().strip() for path in sorted(SECRETS.iterdir()) if path.is_file()
+    }
+    assert secrets, f"no generated secrets in {SECRETS}"
+    assert all(len(value) >= 8 for value in secrets.values()), "a secret too short to search"
+    needles = {f"secret {name}": value for name, value in secrets.items()}
+    needles["a private key"] = "PRIVATE KEY"
+    found, values = set(), 0
+    for where, text in ara_texts(ARA_DB):
+        values += 1
+        found |= {(what, where) for what, needle in needles.items() if needle in text}
+    print(f"\nARA database: {values} values searched for {len(needles)} needles")
+    # The search reads the drift run's record: the drifted playbook's diff is there.
+    assert values > 0
+    assert not found, sorted(found)
+
+
+def test_stack_is_back_as_found(drifted: Drifted, heal_run: Run) -> None:
     assert redis_policy() == MANAGED_POLICY

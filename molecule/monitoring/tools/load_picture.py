@@ -1,25 +1,28 @@
 """Draw the cache's hit ratio, latency and request rate over a short load run.
 
-Drives load through the stack's published HTTP front for --seconds (a few worker
-threads), stops Redis for --outage seconds in the middle (``systemctl stop`` in the
+Drives load through the stack's published HTTPS front for --seconds (a few worker
+threads, verifying the front's certificate against the project's CA,
+.ansible/pki/ca.crt), stops Redis for --outage seconds in the middle (``systemctl stop`` in the
 stack's cache container) so the picture shows what the alerts watch, then reads the
 series back from Prometheus's HTTP API (query_range) and draws them with matplotlib:
 
     python molecule/monitoring/tools/load_picture.py --out docs/monitoring-load.png
 
 Needs matplotlib and requests, a running local stack with its monitor host
-(CGC_LOCAL_STACK, CGC_LOCAL_HTTP_PORT, CGC_LOCAL_PROMETHEUS_PORT as in molecule.yml),
-and Prometheus scraping every few seconds (CGC_MONITOR_INTERVAL=2s).
+(CGC_LOCAL_STACK, CGC_LOCAL_HTTPS_PORT, CGC_LOCAL_PROMETHEUS_PORT as in molecule.yml),
+and Prometheus scraping every few seconds (CGC_MONITOR_INTERVAL=2s). When most of the
+load's requests fail (an error or a non-2xx answer), it draws nothing and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import matplotlib as mpl
@@ -28,8 +31,11 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import requests
 
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 STACK = os.environ.get("CGC_LOCAL_STACK", "cgc")
-FRONT = f"http://127.0.0.1:{os.environ.get('CGC_LOCAL_HTTP_PORT', '8080')}/"
+FRONT = f"https://127.0.0.1:{os.environ.get('CGC_LOCAL_HTTPS_PORT', '8443')}/"
+# The stack's private CA (role pki): the front's certificate is verified against it.
+CA_FILE = ROOT / ".ansible" / "pki" / "ca.crt"
 PROMETHEUS = f"http://127.0.0.1:{os.environ.get('CGC_LOCAL_PROMETHEUS_PORT', '9090')}"
 W = "[10s]"
 QUERIES = {
@@ -43,11 +49,41 @@ QUERIES = {
 }
 
 
-def load(stop: threading.Event, pause: float) -> None:
+class Tally:
+    """What the load's requests got: 2xx, other statuses, errors (by exception)."""
+
+    def __init__(self) -> None:
+        self.outcomes: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, outcome: str) -> None:
+        with self._lock:
+            self.outcomes[outcome] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def failed(self) -> int:
+        return self.total - self.outcomes["2xx"]
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{k}: {n}" for k, n in sorted(self.outcomes.items()))
+        return f"{self.total} requests, {self.failed} failed ({kinds or 'none'})"
+
+
+def load(stop: threading.Event, pause: float, tally: Tally) -> None:
     with requests.Session() as session:
+        session.verify = str(CA_FILE)
         while not stop.is_set():
-            with contextlib.suppress(requests.RequestException):
-                session.get(FRONT, timeout=15)
+            try:
+                answer = session.get(FRONT, timeout=15)
+            except requests.RequestException as exc:
+                tally.add(type(exc).__name__)
+            else:
+                ok = 200 <= answer.status_code < 300
+                tally.add("2xx" if ok else f"status {answer.status_code}")
             time.sleep(pause)
 
 
@@ -71,19 +107,12 @@ def series(expr: str, start: float, end: float) -> tuple[list[float], list[float
     return [t for t, _ in points], [v for _, v in points]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/monitoring-load.png"))
-    parser.add_argument("--seconds", type=int, default=120)
-    parser.add_argument("--outage-at", type=int, default=45)
-    parser.add_argument("--outage", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--pause", type=float, default=0.02)
-    opts = parser.parse_args()
-
+def run_load(opts: argparse.Namespace) -> tuple[Tally, float]:
+    """The load for opts.seconds, Redis stopped in the middle; the tally, start time."""
     stop = threading.Event()
+    tally = Tally()
     workers = [
-        threading.Thread(target=load, args=(stop, opts.pause), daemon=True)
+        threading.Thread(target=load, args=(stop, opts.pause, tally), daemon=True)
         for _ in range(opts.workers)
     ]
     start = time.time()
@@ -99,6 +128,25 @@ def main() -> None:
     stop.set()
     for worker in workers:
         worker.join()
+    return tally, start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/monitoring-load.png"))
+    parser.add_argument("--seconds", type=int, default=120)
+    parser.add_argument("--outage-at", type=int, default=45)
+    parser.add_argument("--outage", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--pause", type=float, default=0.02)
+    opts = parser.parse_args()
+    if not CA_FILE.is_file():
+        sys.exit(f"no CA certificate at {CA_FILE}: converge the stack first (role pki)")
+
+    tally, start = run_load(opts)
+    print(f"load on {FRONT}: {tally.summary()}")
+    if tally.failed * 2 > tally.total:
+        sys.exit(f"most requests failed ({tally.summary()}): no picture drawn")
     time.sleep(4)  # the last scrape
     end = time.time()
 
