@@ -11,11 +11,13 @@
 # The run is labelled in ARA: drift, check:True, target:<inventory name>
 # (stack:<name> on the local target) and, once known, verdict:in-sync|drifted|failed.
 # The report (verdict, hosts, the tasks that would change, the ARA playbook id)
-# is written to $DRIFT_REPORT_DIR/<UTC time>.json and latest.json
-# (default .ansible/drift/); scripts/drift_report.py builds it from ARA's record.
+# is written to $DRIFT_REPORT_DIR/<UTC time>.json and latest.json (default
+# .ansible/drift/<stack>/ on the local target, .ansible/drift/<target>/ on
+# another: each stack keeps its own verdict); scripts/drift_report.py builds it
+# from ARA's record.
 # Settings (environment):
 #   DRIFT_PLAYBOOK    playbook to check (default site.yml)
-#   DRIFT_REPORT_DIR  where the JSON reports go (default .ansible/drift)
+#   DRIFT_REPORT_DIR  where the JSON reports go (default .ansible/drift/<stack|target>)
 #   DRIFT_TARGET      target label (default: the inventory's directory name)
 #   ARA_API_SERVER    record into this ARA API server instead of .ansible/ara/
 #   CGC_DRIFT_NO_PUBLISH  set: do not publish the verdict to the monitor host
@@ -24,7 +26,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 playbook="${DRIFT_PLAYBOOK:-site.yml}"
-report_dir="${DRIFT_REPORT_DIR:-.ansible/drift}"
 
 # The target label: the last -i/--inventory given, else ansible.cfg's default.
 inventory="${ANSIBLE_INVENTORY:-inventory/local}"
@@ -37,7 +38,12 @@ done
 target="$(basename "${inventory%/}")"
 target="${DRIFT_TARGET:-${target%.*}}"
 labels="drift,target:$target"
-[[ $target == local ]] && labels+=",stack:${CGC_LOCAL_STACK:-cgc}"
+report_name=$target
+if [[ $target == local ]]; then
+  labels+=",stack:${CGC_LOCAL_STACK:-cgc}"
+  report_name="${CGC_LOCAL_STACK:-cgc}"
+fi
+report_dir="${DRIFT_REPORT_DIR:-.ansible/drift/$report_name}"
 
 id_file="$(mktemp)"
 trap 'rm -f "$id_file"' EXIT

@@ -446,7 +446,7 @@ RULE_TESTS: dict[str, Any] = {
                             "exp_labels": {"severity": "warning", "verdict": "drift"},
                             "exp_annotations": {
                                 "summary": "the last drift check found drift: run site.yml to"
-                                " heal it (ARA and .ansible/drift/latest.json name the tasks)"
+                                " heal it (ARA and .ansible/drift/<stack>/latest.json name the tasks)"
                             },
                         }
                     ],

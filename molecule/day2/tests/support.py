@@ -293,7 +293,7 @@ HAND_EDIT = "# edited by hand during an incident (drift test)"
 MANAGED_POLICY = "allkeys-lru"
 DRIFTED_POLICY = "noeviction"
 # drift.sh's JSON report of its last run.
-DRIFT_REPORT = ROOT / ".ansible" / "drift" / "latest.json"
+DRIFT_REPORT = ROOT / ".ansible" / "drift" / STACK / "latest.json"
 
 
 def sh(name: str, script: str, check: bool = True) -> str:

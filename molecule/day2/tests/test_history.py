@@ -6,7 +6,7 @@ test_drift's drifted check (the session fixture drift_check, conftest.py: one dr
 run over five drifts, among them a Redis setting changed at run time on the stack's
 cache). It must exit 2, and then:
 
-- the report (.ansible/drift/latest.json) says drifted, names the cache host and the
+- the report (.ansible/drift/<stack>/latest.json) says drifted, names the cache host and the
   redis task that would change, and gives the ARA playbook id;
 - ARA's API holds that run labelled drift, check:True, target:local, stack:<stack> and
   verdict:drifted, with the changed result on the cache host;
