@@ -59,7 +59,7 @@ test-app: venv ## the app's pytest suite against real PostgreSQL/Redis/Redis Clu
 	app/scripts/test.sh
 
 test-molecule: deps browser ## every molecule scenario this machine can run
-	molecule test --all
+	scripts/test-molecule.sh
 
 test: deps lint test-unit test-app test-molecule ## every test (what CI runs)
 
