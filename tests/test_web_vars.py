@@ -258,3 +258,29 @@ def test_config_template_is_what_the_app_accepts(tmp_path: Path) -> None:
     assert settings.database.password.reveal() == 'pa"ss\\word'
     assert settings.cache.ttl == 60
     assert settings.redis.mode == "standalone"
+
+
+def test_role_defaults_are_the_apps_defaults(tmp_path: Path) -> None:
+    """One default per setting: the config the role renders from its defaults holds the
+    app's own default for every setting it renders (SCHEMA; the required ones have
+    none), so a default changed on one side only fails here."""
+    config = pytest.importorskip("cachedapp.config")
+    import tomllib
+
+    variables = role_defaults("app") | {
+        "__app_db_ca_file": "",
+        "app_db_host": "db.internal",
+        "app_db_password": "s3cret",
+    }
+    rendered = tomllib.loads(render("app", "config.toml.j2", variables))
+    disagree = {}
+    for (section, key), (kind, default, _check) in config.SCHEMA.items():
+        if default is config.REQUIRED:
+            continue
+        if key not in rendered.get(section, {}):
+            continue  # not rendered: the app's default applies
+        value = rendered[section][key]
+        wanted = default.reveal() if isinstance(default, config.Secret) else default
+        if value != wanted:
+            disagree[f"{section}.{key}"] = (value, wanted)
+    assert not disagree, f"role default != app default (role, app): {disagree}"
