@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -265,8 +266,6 @@ def test_role_defaults_are_the_apps_defaults(tmp_path: Path) -> None:
     app's own default for every setting it renders (SCHEMA; the required ones have
     none), so a default changed on one side only fails here."""
     config = pytest.importorskip("cachedapp.config")
-    import tomllib
-
     variables = role_defaults("app") | {
         "__app_db_ca_file": "",
         "app_db_host": "db.internal",
@@ -274,7 +273,7 @@ def test_role_defaults_are_the_apps_defaults(tmp_path: Path) -> None:
     }
     rendered = tomllib.loads(render("app", "config.toml.j2", variables))
     disagree = {}
-    for (section, key), (kind, default, _check) in config.SCHEMA.items():
+    for (section, key), (_kind, default, _check) in config.SCHEMA.items():
         if default is config.REQUIRED:
             continue
         if key not in rendered.get(section, {}):
