@@ -445,8 +445,8 @@ RULE_TESTS: dict[str, Any] = {
                         {
                             "exp_labels": {"severity": "warning", "verdict": "drift"},
                             "exp_annotations": {
-                                "summary": "the last drift check found drift: run site.yml to"
-                                " heal it (ARA and .ansible/drift/<stack>/latest.json name the tasks)"
+                                "summary": "the last drift check found drift: run site.yml to heal"
+                                " it (ARA and .ansible/drift/<stack>/latest.json name the tasks)"
                             },
                         }
                     ],
