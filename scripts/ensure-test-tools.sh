@@ -7,7 +7,10 @@
 #   promtool  Prometheus's rule checker (tests/test_monitoring_rules.py), taken out of
 #             Debian's prometheus package into /usr/local/bin without installing the
 #             server (which would start one on this machine)
-# Usage: scripts/ensure-test-tools.sh browser|systemd|promtool ...
+#   selinux   checkmodule (checkpolicy) + semodule_package (semodule-utils): the app
+#             role's SELinux policy module is compiled in tests/test_selinux_policy.py
+#             (no SELinux on this machine: the tools work on files only)
+# Usage: scripts/ensure-test-tools.sh browser|systemd|promtool|selinux ...
 set -euo pipefail
 want=()
 for tool in "$@"; do
@@ -29,7 +32,11 @@ for tool in "$@"; do
         echo "promtool: $(promtool --version 2>&1 | head -n 1)"
       fi
       ;;
-    *) echo "unknown tool set: $tool (browser|systemd|promtool)" >&2; exit 1 ;;
+    selinux)
+      command -v checkmodule >/dev/null || want+=(checkpolicy)
+      command -v semodule_package >/dev/null || want+=(semodule-utils)
+      ;;
+    *) echo "unknown tool set: $tool (browser|systemd|promtool|selinux)" >&2; exit 1 ;;
   esac
 done
 ((${#want[@]})) || exit 0
