@@ -155,23 +155,105 @@ def test_postgresql_paths_agree(key: str) -> None:
     assert "python3-psycopg2" in d["__postgresql_packages"]
 
 
-@pytest.mark.parametrize(
-    ("key", "server_package", "service", "version"),
-    [
-        ("debian12", "postgresql-15", "postgresql@15-main", "15"),
-        ("centos9", "postgresql-server", "postgresql", "13"),
-        ("rocky9", "postgresql-server", "postgresql", "13"),
-        ("al2023", "postgresql15-server", "postgresql", "15"),
-    ],
-)
-def test_postgresql_known_names(key: str, server_package: str, service: str, version: str) -> None:
-    d = distro_data("postgresql", key)
-    assert d["__postgresql_packages"][0] == server_package
-    assert d["__postgresql_service"] == service
-    assert d["__postgresql_version"] == version
-    if key != "debian12":
-        assert d["__postgresql_data_dir"] == "/var/lib/pgsql/data"
+# What each distribution ships, as its documentation and packaging say:
+# - Debian 12: postgresql-15 (pg_createcluster makes 15/main, unit postgresql@15-main),
+#   /usr/lib/postgresql/15/bin, /var/lib/postgresql/15/main, /etc/postgresql/15/main.
+# - EL9 (RHEL 9 "Configuring and using database servers", ch. 4; sclorg's c9s/rhel9
+#   images): PostgreSQL 13 is the non-modular default; 15 is the module stream
+#   postgresql:15 (RHEL 9.2+), same package postgresql-server, unit postgresql.service,
+#   data (and configuration) in /var/lib/pgsql/data, `postgresql-setup --initdb`.
+# - AL2023: versioned package postgresql15-server, same unit and layout as EL.
+class PostgresqlNames(NamedTuple):
+    package: str
+    service: str
+    version: str
+    stream: str
+    bin_dir: str
+    data_dir: str
+    config_dir: str
+
+
+EL_POSTGRESQL = PostgresqlNames(
+    "postgresql-server", "postgresql", "15", "postgresql:15",
+    "/usr/bin", "/var/lib/pgsql/data", "/var/lib/pgsql/data",
+)  # fmt: skip
+POSTGRESQL_NAMES = {
+    "debian12": PostgresqlNames(
+        "postgresql-15", "postgresql@15-main", "15", "",
+        "/usr/lib/postgresql/15/bin", "/var/lib/postgresql/15/main", "/etc/postgresql/15/main",
+    ),
+    "centos9": EL_POSTGRESQL,
+    "rocky9": EL_POSTGRESQL,
+    "al2023": EL_POSTGRESQL._replace(package="postgresql15-server", stream=""),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("key", sorted(PLATFORMS))
+def test_postgresql_known_names(key: str) -> None:
+    names, d = POSTGRESQL_NAMES[key], distro_data("postgresql", key)
+    assert d["__postgresql_packages"][0] == names.package
+    assert d["__postgresql_service"] == names.service
+    assert d["__postgresql_version"] == names.version
+    assert d["__postgresql_module_stream"] == names.stream
+    assert d["__postgresql_bin_dir"] == names.bin_dir
+    assert d["__postgresql_data_dir"] == names.data_dir
+    assert d["__postgresql_config_dir"] == names.config_dir
+    if key == "debian12":
+        assert d["__postgresql_initdb_command"] == []
+    else:
         assert d["__postgresql_initdb_command"] == ["postgresql-setup", "--initdb"]
+
+
+def test_postgresql_is_the_same_major_everywhere() -> None:
+    """Every target runs the major version of the others (and of RDS's pin): on EL9 that
+    takes the postgresql:15 stream, the non-modular default being 13."""
+    versions = {key: distro_data("postgresql", key)["__postgresql_version"] for key in PLATFORMS}
+    assert set(versions.values()) == {"15"}, versions
+
+
+@pytest.mark.parametrize("role", ["postgresql", "redis"])
+@pytest.mark.parametrize("key", sorted(PLATFORMS))
+def test_module_stream_names_the_servers_module(role: str, key: str) -> None:
+    """A stream is `<module>:<major>` of the module that builds the server package (and,
+    for PostgreSQL, of the version the paths carry); only EL has module streams."""
+    d = distro_data(role, key)
+    stream = d[f"__{role}_module_stream"]
+    if PLATFORMS[key].os_family != "RedHat" or PLATFORMS[key].distribution == "Amazon":
+        assert stream == "", f"{role} on {key}: module streams exist on EL only"
+        return
+    module, _, major = stream.partition(":")
+    assert module == role
+    assert major.isdigit()
+    assert d[f"__{role}_packages"][0] == {"postgresql": "postgresql-server", "redis": "redis"}[role]
+    if role == "postgresql":
+        assert major == d["__postgresql_version"]
+
+
+@pytest.mark.parametrize("role", ["postgresql", "redis"])
+def test_stream_tasks_run_only_where_the_data_names_a_stream(role: str) -> None:
+    """install.yml: the rpm probe, the refusal and `dnf module enable` all need a stream,
+    come before the package installation, and the enable runs only for a server that
+    is not installed yet (a wrongly sourced one is refused, never switched)."""
+    tasks = yaml.safe_load((ROLES / role / "tasks" / "install.yml").read_text())
+    names = [t["name"] for t in tasks]
+    install = next(i for i, t in enumerate(tasks) if "ansible.builtin.include_role" in t)
+    stream_tasks = [t for t in tasks[:install] if "(EL9)" in t["name"]]
+    assert len(stream_tasks) == 3, names
+    guard = f"__{role}_module_stream | length > 0"
+    for task in stream_tasks:
+        when = task["when"] if isinstance(task["when"], list) else [task["when"]]
+        assert guard in when, task["name"]
+    probe, refuse, enable = stream_tasks
+    assert probe["ansible.builtin.command"]["argv"][:4] == [
+        "rpm", "-q", "--queryformat", "%{MODULARITYLABEL}",
+    ]  # fmt: skip
+    assert probe["check_mode"] is False
+    assert probe["changed_when"] is False
+    assert f"__{role}_stream_probe['rc'] == 0" in refuse["when"]
+    assert enable["ansible.builtin.command"]["argv"] == [
+        "dnf", "-y", "module", "enable", f"{{{{ __{role}_module_stream }}}}",
+    ]  # fmt: skip
+    assert f"__{role}_stream_probe['rc'] != 0" in enable["when"]
 
 
 def render_postgresql_conf(d: dict[str, Any], port: int = 5432) -> str:
@@ -238,32 +320,41 @@ class RedisNames(NamedTuple):
     config: str
     user: str
     cli: str
+    stream: str
+    data_dir: str
 
 
-@pytest.mark.parametrize(
-    ("key", "names"),
-    [
-        (
-            "debian12",
-            RedisNames(
-                "redis-server", "redis-server", "/etc/redis/redis.conf", "redis", "redis-cli"
-            ),
-        ),
-        ("centos9", RedisNames("redis", "redis", "/etc/redis/redis.conf", "redis", "redis-cli")),
-        ("rocky9", RedisNames("redis", "redis", "/etc/redis/redis.conf", "redis", "redis-cli")),
-        (
-            "al2023",
-            RedisNames("redis6", "redis6", "/etc/redis6/redis6.conf", "redis6", "redis6-cli"),
-        ),
-    ],
+# What each distribution ships:
+# - Debian 12: redis-server 7.0 (unit redis-server, /etc/redis/redis.conf, user redis).
+# - EL9: 6.2 is the non-modular default; Redis 7 is the module stream redis:7 (RHEL
+#   9.3+, CentOS Stream 9's module defaults), same package `redis`, unit redis.service,
+#   /etc/redis/redis.conf, user redis, /var/lib/redis (sclorg's rhel9 redis-7 image:
+#   `module enable redis:7`, REDIS_CONF=/etc/redis/redis.conf).
+# - AL2023: Redis 6.2 as the versioned package redis6: unit redis6,
+#   /etc/redis6/redis6.conf, user redis6, redis6-cli, /var/lib/redis6.
+EL_REDIS = RedisNames(
+    "redis", "redis", "/etc/redis/redis.conf", "redis", "redis-cli", "redis:7", "/var/lib/redis"
 )
-def test_redis_known_names(key: str, names: RedisNames) -> None:
-    d = distro_data("redis", key)
+REDIS_NAMES = {
+    "debian12": EL_REDIS._replace(package="redis-server", service="redis-server", stream=""),
+    "centos9": EL_REDIS,
+    "rocky9": EL_REDIS,
+    "al2023": RedisNames(
+        "redis6", "redis6", "/etc/redis6/redis6.conf", "redis6", "redis6-cli", "", "/var/lib/redis6"
+    ),
+}
+
+
+@pytest.mark.parametrize("key", sorted(PLATFORMS))
+def test_redis_known_names(key: str) -> None:
+    names, d = REDIS_NAMES[key], distro_data("redis", key)
     assert d["__redis_packages"][0] == names.package
     assert d["__redis_service"] == names.service
     assert d["__redis_config_file"] == names.config
     assert d["__redis_user"] == names.user
     assert Path(d["__redis_cli_bin"]).name == names.cli
+    assert d["__redis_module_stream"] == names.stream
+    assert d["__redis_data_dir"] == names.data_dir
 
 
 def test_redis_runtime_check_covers_managed_settings() -> None:
