@@ -45,11 +45,16 @@ if [[ $target == local ]]; then
 fi
 report_dir="${DRIFT_REPORT_DIR:-.ansible/drift/$report_name}"
 
+# The check is read back from ARA's record, so ARA's callback is on for it
+# whatever the environment says (molecule's scenarios turn it off for their
+# converges); the publishing step below runs without it.
+without_ara="ansible.posix.profile_tasks,ansible.posix.timer"
+
 id_file="$(mktemp)"
 trap 'rm -f "$id_file"' EXIT
 started="$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
 
-CGC_ARA_PLAYBOOK_ID_FILE="$id_file" \
+CGC_ARA_PLAYBOOK_ID_FILE="$id_file" ANSIBLE_CALLBACKS_ENABLED="$without_ara,ara_default" \
   ARA_DEFAULT_LABELS="${ARA_DEFAULT_LABELS:+$ARA_DEFAULT_LABELS,}$labels" \
   ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}" ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-1}" \
   ansible-playbook "$playbook" --check --diff "$@" 2>&1
@@ -70,7 +75,7 @@ verdict_rc=0
 # check is the run of record, the publishing step is its plumbing.
 if [[ -z ${CGC_DRIFT_NO_PUBLISH:-} ]]; then
   publish_log="$(mktemp)"
-  if ! ANSIBLE_NOCOLOR=1 ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.timer \
+  if ! ANSIBLE_NOCOLOR=1 ANSIBLE_CALLBACKS_ENABLED="$without_ara" \
     ansible-playbook playbooks/monitoring.yml --tags drift_report "$@" \
     -e "monitoring_drift_report_file=$(realpath -m "$report_dir")/latest.json" >"$publish_log" 2>&1; then
     echo "warning: the verdict was not published to the monitor host:" >&2

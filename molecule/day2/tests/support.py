@@ -118,18 +118,12 @@ def _run(argv: list[str], env: dict[str, str] | None, timeout: float) -> Run:
     return Run(proc.returncode, output, time.perf_counter() - start, parse_recap(output))
 
 
-# ansible.cfg's callbacks without ARA's: the deploys and converges these tests run
-# are not what the history test reads (drift.sh's run is), and recording a run
-# costs ARA's callback ~40 % more CPU on this 2-core machine.
-WITHOUT_ARA = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks,ansible.posix.timer"}
-
-
 def run_playbook(
     playbook: str, *args: str, env: dict[str, str] | None = None, timeout: float = 1800
 ) -> Run:
     """ansible-playbook PLAYBOOK ARGS from the project root against the stack (not
-    recorded by ARA)."""
-    return _run(["ansible-playbook", playbook, *args], {**WITHOUT_ARA, **(env or {})}, timeout)
+    recorded by ARA: molecule.yml's callbacks)."""
+    return _run(["ansible-playbook", playbook, *args], env, timeout)
 
 
 def run_drift(*args: str, env: dict[str, str] | None = None, timeout: float = 1800) -> Run:
