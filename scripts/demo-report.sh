@@ -3,7 +3,10 @@
 # and one HIT through nginx, timed by curl on the docker host.
 # The app's cache keys are deleted first (with the app's own Redis
 # credentials, inside the web container), so the MISS really runs the slow
-# query. Stack and ports as inventory/local reads them:
+# query. Those two requests carry a Cookie header, which takes them past
+# nginx's edge microcache to the app; then one URL the edge has never seen,
+# twice: X-Edge-Cache MISS, then HIT (answered by nginx alone).
+# Stack and ports as inventory/local reads them:
 #   CGC_LOCAL_STACK (default cgc), CGC_LOCAL_HTTPS_PORT (default 8443),
 #   CGC_LOCAL_HTTP_PORT (default 8080, redirects to HTTPS).
 # curl verifies the stack's certificate against the local CA (role pki).
@@ -23,14 +26,21 @@ if ! docker inspect -f '{{.State.Running}}' "$WEB" 2>/dev/null | grep -qx true; 
   exit 1
 fi
 
-# One request: "<X-Cache> <ms> <Server-Timing>".
+# One request: "<X-Cache> <ms> <Server-Timing>" (or, with edge as $2,
+# "<X-Edge-Cache> <ms> X-Cache: <X-Cache>"); app as $2 bypasses the edge.
 fetch() {
-  curl -sS -o /dev/null -D - -w 'time_total=%{time_total}\n' --max-time 60 "$1" |
-    awk -F': ' '
+  local bypass=()
+  [[ ${2:-} == app ]] && bypass=(-H 'Cookie: demo-report=edge-bypass')
+  curl -sS -o /dev/null -D - -w 'time_total=%{time_total}\n' --max-time 60 "${bypass[@]}" "$1" |
+    awk -F': ' -v mode="${2:-app}" '
       tolower($1) == "x-cache"       { gsub(/\r/, "", $2); cache = $2 }
+      tolower($1) == "x-edge-cache"  { gsub(/\r/, "", $2); edge = $2 }
       tolower($1) == "server-timing" { gsub(/\r/, "", $2); timing = $2 }
       /^time_total=/                 { split($0, t, "="); ms = t[2] * 1000 }
-      END { printf "%s %.1f %s\n", cache, ms, timing }'
+      END {
+        if (mode == "edge") printf "%s %.1f X-Cache: %s\n", (edge == "" ? "-" : edge), ms, cache
+        else printf "%s %.1f %s\n", cache, ms, timing
+      }'
 }
 
 # Open every gunicorn worker's Redis and database connections first (the
@@ -54,8 +64,12 @@ PY
 
 # Each worker's in-process tier may keep its copy for cache.local_ttl (1 s).
 sleep 1.2
-read -r miss_cache miss_ms miss_timing < <(fetch "$URL")
-read -r hit_cache hit_ms hit_timing < <(fetch "$URL")
+read -r miss_cache miss_ms miss_timing < <(fetch "$URL" app)
+read -r hit_cache hit_ms hit_timing < <(fetch "$URL" app)
+# The edge microcache (1 s): a URL it has never seen, then the same at once.
+edge_url="${URL}?demo=$(date +%s%N)"
+read -r edge1_cache edge1_ms edge1_app < <(fetch "$edge_url" edge)
+read -r edge2_cache edge2_ms edge2_app < <(fetch "$edge_url" edge)
 
 echo "URL:  ${URL}  (also ${URL}app; http://127.0.0.1:${HTTP_PORT}/ redirects here)"
 echo "CA:   ${CA}  (trust it in a browser, see README)"
@@ -67,7 +81,14 @@ echo "cache keys flushed first: ${deleted}"
 printf '%-5s %9.1f ms   Server-Timing: %s\n' "$miss_cache" "$miss_ms" "$miss_timing"
 printf '%-5s %9.1f ms   Server-Timing: %s\n' "$hit_cache" "$hit_ms" "$hit_timing"
 awk -v m="$miss_ms" -v h="$hit_ms" 'BEGIN { if (h > 0) printf "HIT is %.0fx faster than MISS\n", m / h }'
+printf 'edge %-5s %4.1f ms   %s %s\n' "$edge1_cache" "$edge1_ms" "$edge1_app" "(nginx asked the app)"
+printf 'edge %-5s %4.1f ms   %s %s\n' "$edge2_cache" "$edge2_ms" "$edge2_app" "(nginx alone, the app's answer repeated)"
 if [[ "$miss_cache" != "MISS" || "$hit_cache" != "HIT" ]]; then
   echo "expected MISS then HIT, got $miss_cache then $hit_cache" >&2
+  exit 1
+fi
+# No X-Edge-Cache: the edge cache is off (nginx_edge_cache); nothing to check.
+if [[ "$edge1_cache" != "-" && ("$edge1_cache" != "MISS" || "$edge2_cache" != "HIT") ]]; then
+  echo "expected edge MISS then HIT, got $edge1_cache then $edge2_cache" >&2
   exit 1
 fi

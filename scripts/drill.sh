@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Fault drills against a running local stack, under load. Each drill runs a
-# load loop on the stack's published port through phases and prints, per
+# Fault drills against a running local stack, under load. Each drill runs
+# load loops on the stack's published port through phases and prints, per
 # phase, the responses counted: total, 2xx, non-2xx, errors (connection
-# errors and timeouts) and the X-Cache values. The stack ends as
-# `ansible-playbook site.yml` leaves it (every service running).
+# errors and timeouts) and the X-Cache values. Two loops run side by side:
+# "app" requests carry a Cookie header, which takes them past nginx's edge
+# microcache to the app (its X-Cache is what the checks below name), and
+# "edge" requests go through the edge cache as shipped (X-Edge-Cache counted;
+# every one of them must succeed too). Single probes bypass the edge. The
+# stack ends as `ansible-playbook site.yml` leaves it (every service running).
 #
 #   scripts/drill.sh redis    [options]  redis-server killed (SIGKILL) under load and
 #                                        kept down: every answer 2xx (BYPASS, from the
 #                                        database); started again: caching resumes (HIT)
 #   scripts/drill.sh postgres [options]  PostgreSQL stopped: the cached answer is served
 #                                        STALE (stale-if-error) with no failed response;
-#                                        a cold key answers 503 with a clear message;
+#                                        a cold key answers 503 with a clear message
+#                                        (the edge keeps serving its stale copy: 200);
 #                                        started again: MISS, then HIT
 #   scripts/drill.sh webhost  [options]  one web container stopped under load (needs the
 #                                        lb, CGC_LOCAL_WEB_COUNT >= 2): every answer 2xx
@@ -18,7 +23,7 @@
 # Options:
 #   --hold S       seconds each fault phase runs under load (default 12: with the
 #                  local stack's 5 s slow_version() a BYPASS answer takes ~5 s)
-#   --workers N    concurrent clients of the load loop (default 4)
+#   --workers N    concurrent clients of each load loop, app and edge (default 4)
 #   --path P       URL path under load (default /api/version)
 #   --member M     webhost: the web container to stop (default: the last one)
 #   --timeout S    per-request timeout of the load loop (default 20)
@@ -36,6 +41,8 @@ WEB_COUNT=${CGC_LOCAL_WEB_COUNT:-1}
 URL="https://127.0.0.1:$PORT"
 # curl verifies the front against the local CA (role pki).
 export CURL_CA_BUNDLE=$ROOT/.ansible/pki/ca.crt
+# A Cookie header: past nginx's edge microcache, to the app (X-Edge-Cache: BYPASS).
+BYPASS='Cookie: cgc-drill=edge-bypass'
 # Units on the Debian 12 containers (the only image this machine builds).
 REDIS_UNIT=${CGC_DRILL_REDIS_UNIT:-redis-server}
 PG_UNITS=${CGC_DRILL_PG_UNITS:-postgresql postgresql@15-main}
@@ -87,43 +94,50 @@ print(cache.get(sys.argv[1], defaults[sys.argv[1]]))' "$1"
 }
 cache_key() { echo "$(cache_setting namespace):v$(cache_setting key_version):{slow_version}"; }
 
-# X-Cache and status of one GET (the load loop is separate).
+# X-Cache and status of one GET to the app (past the edge; the load loops are separate).
 probe() {
-  curl -s -o /dev/null -m "$timeout" -D - -w 'status:%{http_code}\n' "$URL$path" | tr -d '\r' |
+  curl -s -o /dev/null -m "$timeout" -H "$BYPASS" -D - -w 'status:%{http_code}\n' "$URL$path" | tr -d '\r' |
     awk -F': ' 'tolower($1) == "x-cache" { x = $2 } /^status:/ { s = substr($0, 8) } END { print s, x }'
 }
-probe_status() { curl -s -o /dev/null -m "$timeout" -w '%{http_code}' "$URL$path"; }
+probe_status() { curl -s -o /dev/null -m "$timeout" -H "$BYPASS" -w '%{http_code}' "$URL$path"; }
 
-# Wait until a GET answers with X-Cache: HIT (up to $1 s).
+# Wait until a GET to the app answers with X-Cache: HIT (up to $1 s).
 wait_for_hit() {
   local deadline=$((SECONDS + $1))
   while ((SECONDS < deadline)); do
-    [[ $(curl -s -o /dev/null -m "$timeout" -D - "$URL$path" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}') == HIT ]] && return 0
+    [[ $(curl -s -o /dev/null -m "$timeout" -H "$BYPASS" -D - "$URL$path" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}') == HIT ]] && return 0
     sleep 0.5
   done
   return 1
 }
 
-# The load loop of one phase: a background process (support.LoadLoop, the
-# test suite's loop) that runs until load_stop, then prints its counts.
+# The load loops of one phase: a background process (support.LoadLoop, the
+# test suite's loop) that runs until load_stop, then prints its counts: the
+# app loop's (past the edge) at the top, the edge loop's under "edge". The
+# edge loop is paced a little (its answers take nginx alone: unpaced it
+# would take the CPU the app needs).
 load_start() {
   rm -f "$work/stop"
   PYTHONPATH="$ROOT/molecule/day2/tests" "$PY" - "$URL$path" "$work/stop" "$workers" "$timeout" "$1" \
     >"$work/$1.json" <<'PY' &
 import json, pathlib, sys, time
-from support import LoadLoop
+from support import EDGE_BYPASS, LoadLoop
 url, stop, workers, timeout, phase = sys.argv[1:]
-with LoadLoop(url, workers=int(workers), timeout=float(timeout)) as load:
+with LoadLoop(url, workers=int(workers), timeout=float(timeout), headers=EDGE_BYPASS) as load, \
+        LoadLoop(url, workers=int(workers), timeout=float(timeout), pause=0.01) as edge:
     while not pathlib.Path(stop).exists():
         time.sleep(0.05)
-counts = {"total": load.total, "2xx": load.ok, "non_2xx": load.non_2xx, "errors": load.errors,
-          "status": {str(k): v for k, v in sorted(load.statuses.items())},
-          "x_cache": dict(sorted(load.cache.items())), "error_kinds": dict(load.error_kinds),
-          "seconds": round(load.seconds, 1)}
-print(json.dumps(counts))
-xc = " ".join(f"{k}={v}" for k, v in sorted(load.cache.items())) or "-"
-print(f"{phase:<9} total={load.total} 2xx={load.ok} non-2xx={load.non_2xx} "
-      f"errors={load.errors} X-Cache: {xc}  ({load.seconds:.1f} s)")
+def counts(loop):
+    return {"total": loop.total, "2xx": loop.ok, "non_2xx": loop.non_2xx, "errors": loop.errors,
+            "status": {str(k): v for k, v in sorted(loop.statuses.items())},
+            "x_cache": dict(sorted(loop.cache.items())), "x_edge_cache": dict(sorted(loop.edge.items())),
+            "error_kinds": dict(loop.error_kinds), "seconds": round(loop.seconds, 1)}
+print(json.dumps(counts(load) | {"edge": counts(edge)}))
+def line(loop, values):
+    shown = " ".join(f"{k}={v}" for k, v in sorted(values.items())) or "-"
+    return f"total={loop.total} 2xx={loop.ok} non-2xx={loop.non_2xx} errors={loop.errors} {shown}"
+print(f"{phase:<9} app: {line(load, load.cache)} (X-Cache) | edge: "
+      f"{line(edge, edge.edge)} (X-Edge-Cache)  ({load.seconds:.1f} s)")
 PY
   load_pid=$!
   load_phase=$1
@@ -139,6 +153,22 @@ checks=()
 check() { # check NAME CONDITION-RESULT(0/1)
   checks+=("$1=$2")
   if [[ $2 == 1 ]]; then say "  ok    $1"; else say "  FAIL  $1"; fi
+}
+# The edge loop of each phase named: every answer 2xx (a stale copy when the
+# app fails), and, over those phases, answers from the edge cache itself (HIT)
+# - unless the stack runs without it (no X-Edge-Cache at all).
+edge_checks() {
+  local phase edge_hits=0 edge_seen=0
+  for phase in "$@"; do
+    check "$phase: edge: no failed response" "$(phase_value "$phase" 'int(edge["total"] > 0 and edge["non_2xx"] == 0 and edge["errors"] == 0)')"
+    edge_hits=$((edge_hits + $(phase_value "$phase" 'edge["x_edge_cache"].get("HIT", 0)')))
+    edge_seen=$((edge_seen + $(phase_value "$phase" 'edge["total"] - edge["x_edge_cache"].get("-", 0)')))
+  done
+  if ((edge_seen > 0)); then
+    check "edge: answered from the edge cache (HIT)" "$((edge_hits > 0 ? 1 : 0))"
+  else
+    say "  (no X-Edge-Cache: the edge cache is off)"
+  fi
 }
 phase_value() { "$PY" -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); print(eval(sys.argv[2], {}, d))' "$work/$1.json" "$2"; }
 
@@ -165,6 +195,7 @@ case $mode in
     check "down: no failed response" "$(phase_value down 'int(non_2xx == 0 and errors == 0)')"
     check "down: answered BYPASS" "$(phase_value down 'int(total > 0 and x_cache.get("BYPASS", 0) == total)')"
     check "recovery: no failed response" "$(phase_value recovery 'int(non_2xx == 0 and errors == 0)')"
+    edge_checks kill down recovery
     check "recovery: caching resumed (HIT)" "$hit"
     check "redis-server active" "$([[ $(dexec cache systemctl is-active "$REDIS_UNIT") == active ]] && echo 1 || echo 0)"
     ;;
@@ -187,8 +218,8 @@ case $mode in
     redis_admin DEL "$key" >/dev/null
     sleep 1.5
     load_start cold; sleep 3; load_stop
-    body_json=$(curl -s -m "$timeout" "$URL/api/version")
-    body_html=$(curl -s -m "$timeout" -H 'Accept: text/html' "$URL/")
+    body_json=$(curl -s -m "$timeout" -H "$BYPASS" "$URL/api/version")
+    body_html=$(curl -s -m "$timeout" -H "$BYPASS" -H 'Accept: text/html' "$URL/")
     say "    cold /api/version body: $body_json"
     say "start PostgreSQL again; the first request refills the key (MISS)"
     # shellcheck disable=SC2086
@@ -204,6 +235,7 @@ case $mode in
     check "cold: clear HTML body" "$([[ $body_html == *'database is unavailable'* ]] && echo 1 || echo 0)"
     check "after: caching resumed (HIT)" "$hit"
     check "after: no failed response" "$(phase_value after 'int(non_2xx == 0 and errors == 0)')"
+    edge_checks stale cold after
     ;;
   webhost)
     ((WEB_COUNT >= 2)) || { say "webhost needs 2+ web hosts behind the lb (CGC_LOCAL_WEB_COUNT)"; exit 2; }
@@ -229,6 +261,7 @@ case $mode in
     check "outage: no failed response" "$(phase_value outage 'int(non_2xx == 0 and errors == 0)')"
     check "after: $member serves again" "$served"
     check "after: no failed response" "$(phase_value after 'int(non_2xx == 0 and errors == 0)')"
+    edge_checks outage after
     ;;
 esac
 

@@ -123,12 +123,20 @@ CASES |= {
             "nginx_listen_port": 0,
             "nginx_upstream_servers": ["10.0.0.300:8000"],
             "nginx_metrics_allow": ["127.0.0.1/33"],
+            "nginx_edge_cache_valid": -1,
+            "nginx_edge_cache_paths": ["/", "/healthz"],
+            "nginx_edge_cache_max_size": "big",
+            "nginx_edge_cache_release": "1.0 ; evil",
         },
         [
             "nginx_client_max_body_size: 'lots' ",
             "nginx_listen_port: 0 ",
             "nginx_upstream_servers[0]: '10.0.0.300:8000' ",
             "nginx_metrics_allow[0]: '127.0.0.1/33' ",
+            "nginx_edge_cache_valid: -1 ",
+            "nginx_edge_cache_paths[1]: '/healthz' is reserved",
+            "nginx_edge_cache_max_size: 'big' ",
+            "nginx_edge_cache_release: '1.0 ; evil' ",
         ],
     ),
     "app": Case(
@@ -255,6 +263,7 @@ FIRST = {
     "loadbalancer": ("main.yml", "validate.yml"),
     "local_infra": ("main.yml", "validate.yml"),
     "nginx": ("main.yml", "validate.yml"),
+    "nginx_edge_release": ("edge_release.yml", "validate.yml"),
     "postgresql": ("main.yml", "preflight.yml"),
     "redis": ("main.yml", "preflight.yml"),
 }
@@ -266,7 +275,13 @@ FIRST |= {
 @pytest.mark.parametrize("role", list(FIRST))
 def test_validation_runs_before_anything_else(role: str) -> None:
     entry, validation = FIRST[role]
-    path = ROOT / "roles" / role.removesuffix("_preflight") / "tasks" / entry
+    path = (
+        ROOT
+        / "roles"
+        / role.removesuffix("_preflight").removesuffix("_edge_release")
+        / "tasks"
+        / entry
+    )
     first = yaml.safe_load(path.read_text())[0]
     assert first.get("ansible.builtin.import_tasks") == validation, first
     if role == "app":

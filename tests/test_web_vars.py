@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,8 @@ NGINX_DERIVED = {
     "__nginx_tls_key": "/etc/nginx/tls/site.key",
     "__nginx_upstream_ca": "/etc/nginx/tls/upstream-ca.crt",
     "__nginx_upstream_scheme": "http",
+    "__nginx_edge_cache": True,
+    "__nginx_edge_release_conf": "/etc/nginx/edge-release.conf",
 }
 
 
@@ -283,3 +287,155 @@ def test_role_defaults_are_the_apps_defaults(tmp_path: Path) -> None:
         if value != wanted:
             disagree[f"{section}.{key}"] = (value, wanted)
     assert not disagree, f"role default != app default (role, app): {disagree}"
+
+
+# --- the edge microcache ----------------------------------------------------------------
+
+EDGE_PATHS = ("/", "/app", "/api/version")
+
+
+def edge_conf(**overrides: Any) -> str:
+    """nginx.conf with the edge cache as vars/main.yml derives it (on: enabled and a
+    validity above 0), over TLS as on the local target."""
+    variables = nginx_variables("Debian-12") | {"__nginx_tls": True} | overrides
+    variables["__nginx_edge_cache"] = (
+        bool(variables["nginx_edge_cache"]) and int(variables["nginx_edge_cache_valid"]) > 0
+    )
+    return render("nginx", "nginx.conf.j2", variables)
+
+
+def location(conf: str, path: str) -> str:
+    """The body of `location = PATH { ... }` (the last one: the HTTPS server's)."""
+    found = re.findall(rf"location = {re.escape(path)} \{{(.*?)\n    \}}", conf, re.DOTALL)
+    assert found, path
+    return found[-1]
+
+
+def test_edge_cache_on_by_default() -> None:
+    defaults = role_defaults("nginx")
+    assert defaults["nginx_edge_cache"] is True
+    assert defaults["nginx_edge_cache_valid"] == 1
+    assert defaults["nginx_edge_cache_path"].startswith("/run/")  # tmpfs
+    conf = edge_conf()
+    assert conf.count("{") == conf.count("}")
+    assert re.search(
+        r"proxy_cache_path /run/nginx-edge-cache levels=1:2 keys_zone=cachedapp_edge:1m"
+        r"\s+max_size=16m inactive=600s use_temp_path=off;",
+        conf,
+    )
+    assert "include /etc/nginx/edge-release.conf;" in conf
+    for path in EDGE_PATHS:
+        body = location(conf, path)
+        assert "proxy_cache cachedapp_edge;" in body
+        # The serving release starts the key: a switch re-keys the cache.
+        assert "proxy_cache_key $edge_release$scheme$host$request_uri;" in body
+        assert "proxy_cache_valid 200 1s;" in body
+        assert "proxy_cache_lock on;" in body
+        # Both above the slow query's 5 s.
+        assert "proxy_cache_lock_timeout 10s;" in body
+        assert "proxy_cache_lock_age 10s;" in body
+        assert (
+            "proxy_cache_use_stale updating error timeout http_500 http_502 http_503 http_504;"
+            in body
+        )
+        assert "proxy_cache_background_update on;" in body
+        # The app's Cache-Control: no-store is ignored, Set-Cookie is not (an answer
+        # that sets one is never stored); a Cookie/Authorization request skips the cache.
+        assert "proxy_ignore_headers Cache-Control Expires;" in body
+        assert "proxy_no_cache $edge_cache_skip $upstream_http_set_cookie;" in body
+        assert "proxy_cache_bypass $edge_cache_skip;" in body
+        # No add_header in the location: it would drop the server's security headers.
+        assert "add_header" not in body
+    assert re.search(
+        r'map "\$http_cookie\$http_authorization" \$edge_cache_skip \{\s+default 1;\s+"" 0;', conf
+    )
+
+
+def test_edge_cache_header_sits_beside_the_security_headers() -> None:
+    """X-Edge-Cache is added at server level with the security headers (a location's
+    own add_header would discard them); outside the cached locations it is empty, so
+    nginx sends no X-Edge-Cache there."""
+    conf = edge_conf()
+    https = conf[conf.index("listen 443 ssl") :]
+    server_level = https[: https.index("\n        location")]
+    assert "add_header X-Edge-Cache $upstream_cache_status always;" in server_level
+    assert 'add_header X-Content-Type-Options "nosniff" always;' in server_level
+    assert conf.count("add_header X-Edge-Cache") == 2  # the HTTP and the HTTPS server
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_edge_cache_never_covers_health_and_metrics(path: str) -> None:
+    conf = edge_conf()
+    for body in re.findall(rf"location = {re.escape(path)} \{{(.*?)\}}", conf, re.DOTALL):
+        assert "proxy_cache" not in body
+    # The catch-all location is not cached either.
+    catch_all = re.search(r"location / \{(.*?)\}", conf, re.DOTALL).group(1)
+    assert "proxy_cache" not in catch_all
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"nginx_edge_cache": False}, {"nginx_edge_cache_valid": 0}], ids=["off", "valid0"]
+)
+def test_edge_cache_off(overrides: dict[str, Any]) -> None:
+    conf = edge_conf(**overrides)
+    assert "proxy_cache" not in conf
+    assert "X-Edge-Cache" not in conf
+    assert "edge-release.conf" not in conf
+    assert "$edge_cache_skip" not in conf
+    # The site is otherwise the same: security headers, every path proxied.
+    assert 'add_header X-Content-Type-Options "nosniff" always;' in conf
+    assert re.search(r"location / \{\s+proxy_pass http://cachedapp;", conf)
+    assert conf.count("{") == conf.count("}")
+
+
+def test_edge_cache_settings_are_rendered() -> None:
+    conf = edge_conf(
+        nginx_edge_cache_valid=5,
+        nginx_edge_cache_lock_timeout=20,
+        nginx_edge_cache_path="/dev/shm/edge",
+        nginx_edge_cache_keys_zone_size="4m",
+        nginx_edge_cache_max_size="64m",
+        nginx_edge_cache_inactive=60,
+        nginx_edge_cache_paths=["/api/version"],
+    )
+    assert "proxy_cache_path /dev/shm/edge levels=1:2 keys_zone=cachedapp_edge:4m" in conf
+    assert "max_size=64m inactive=60s" in conf
+    assert "proxy_cache_valid 200 5s;" in conf
+    assert "proxy_cache_lock_timeout 20s;" in conf
+    assert conf.count("proxy_cache cachedapp_edge;") == 1
+    assert "location = /app {" not in conf
+
+
+def test_edge_release_key_file() -> None:
+    text = render("nginx", "edge-release.conf.j2", {"nginx_edge_cache_release": "1.2.0-abc123"})
+    assert re.search(r'map \$host \$edge_release \{\s+default "1.2.0-abc123:";\s+\}', text)
+
+
+def test_nginx_accepts_the_edge_cache_config(tmp_path: Path) -> None:
+    """nginx -t (the one on this machine, when installed) on the rendered file."""
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if not nginx:
+        pytest.skip("nginx is not installed here")
+    release = tmp_path / "edge-release.conf"
+    release.write_text(render("nginx", "edge-release.conf.j2", {"nginx_edge_cache_release": "r1"}))
+    for cert in ("site.crt", "site.key"):
+        (tmp_path / cert).write_text("")
+    conf = edge_conf(
+        __nginx_tls=False,
+        nginx_edge_cache_path=str(tmp_path / "cache"),
+        __nginx_edge_release_conf=str(release),
+        __nginx_pid_file=str(tmp_path / "nginx.pid"),
+        __nginx_log_dir=str(tmp_path),
+        __nginx_modules_include=str(tmp_path / "none-*.conf"),
+    )
+    path = tmp_path / "nginx.conf"
+    path.write_text(conf)
+    proc = subprocess.run(
+        [nginx, "-t", "-q", "-c", str(path), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr

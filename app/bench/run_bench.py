@@ -209,11 +209,11 @@ def wait_socket(path: Path, timeout: float = 60) -> None:
 
 
 def nginx_conf(work: Path, instances: list[Instance]) -> str:
-    """The bench's nginx. Its edge location is the bench's own config: the directives
-    the nginx role should ship (proxy_cache zone on tmpfs, 1 s validity, lock above the
-    query time, stale while updating or on errors, background update, cookies neither
-    cached nor passed, health and metrics never cached, X-Edge-Cache); the role does not
-    ship them yet (issue 10)."""
+    """The bench's nginx. Its edge location carries the directives the nginx role ships
+    on the web hosts (proxy_cache zone on tmpfs, 1 s validity, lock above the query
+    time, stale while updating or on errors, background update, cookies neither cached
+    nor passed, health and metrics never cached, X-Edge-Cache); the role's key also
+    starts with the serving release."""
     upstreams = "\n".join(
         f"    upstream {i.name.replace('-', '_')} {{\n"
         f"        server unix:{work / i.name}.sock;\n"

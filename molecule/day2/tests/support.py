@@ -172,6 +172,11 @@ def redis_cli(*args: str) -> str:
     return proc.stdout.strip()
 
 
+# The web hosts' nginx answers /, /app and /api/version from its edge microcache
+# (X-Edge-Cache; the balancer passes it on); a Cookie header takes a request past it
+# to the app (X-Edge-Cache: BYPASS), for checks of the app's own cache (X-Cache).
+EDGE_BYPASS = {"Cookie": "cgc-verify=edge-bypass"}
+
 # Per-request timeout of the load loops: above a MISS (the slow query's 5 s plus a
 # waiter's wait), so a cold answer counts as slow, not as an error.
 TIMEOUT = 15.0
@@ -196,17 +201,24 @@ class LoadLoop:
     """
 
     def __init__(
-        self, url: str, workers: int = 4, timeout: float = TIMEOUT, pause: float = 0.0
+        self,
+        url: str,
+        workers: int = 4,
+        timeout: float = TIMEOUT,
+        pause: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         # pause: seconds each worker sleeps after an answer (0: as fast as the stack
-        # answers).
+        # answers). headers: sent with every request (EDGE_BYPASS: past the edge).
         self.url = url
         self.workers = workers
         self.timeout = timeout
         self.pause = pause
+        self.headers = headers or {}
         self.slowest = 0.0
         self.statuses: Counter[int] = Counter()
         self.cache: Counter[str] = Counter()
+        self.edge: Counter[str] = Counter()  # X-Edge-Cache ("-": none)
         self.error_kinds: Counter[str] = Counter()
         self.seconds = 0.0
         self._lock = threading.Lock()
@@ -219,7 +231,7 @@ class LoadLoop:
             while not self._stop.is_set():
                 start = time.perf_counter()
                 try:
-                    reply = session.get(self.url, timeout=self.timeout)
+                    reply = session.get(self.url, timeout=self.timeout, headers=self.headers)
                 except requests.RequestException as exc:
                     with self._lock:
                         self.error_kinds[type(exc).__name__] += 1
@@ -229,6 +241,7 @@ class LoadLoop:
                 with self._lock:
                     self.statuses[reply.status_code] += 1
                     self.cache[reply.headers.get("X-Cache", "-")] += 1
+                    self.edge[reply.headers.get("X-Edge-Cache", "-")] += 1
                     self.slowest = max(self.slowest, seconds)
                 if self.pause:
                     time.sleep(self.pause)
@@ -271,11 +284,13 @@ class LoadLoop:
     def summary(self) -> str:
         statuses = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
         cache = ", ".join(f"{k}: {n}" for k, n in sorted(self.cache.items()))
+        edge = ", ".join(f"{k}: {n}" for k, n in sorted(self.edge.items()))
         errors = ", ".join(f"{k}: {n}" for k, n in sorted(self.error_kinds.items())) or "none"
         return (
             f"{self.total} responses in {self.seconds:.1f} s: {self.ok} 2xx, "
             f"{self.non_2xx} non-2xx, {self.errors} errors ({errors}); "
-            f"status {{{statuses}}}; X-Cache {{{cache}}}; slowest {self.slowest * 1000:.0f} ms"
+            f"status {{{statuses}}}; X-Cache {{{cache}}}; X-Edge-Cache {{{edge}}}; "
+            f"slowest {self.slowest * 1000:.0f} ms"
         )
 
 

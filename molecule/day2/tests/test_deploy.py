@@ -10,6 +10,7 @@ app/ live on every host), because later test files assert a plain re-run is a no
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ DEPLOY = "playbooks/deploy.yml"
 CURRENT = "/opt/cachedapp/current"
 RELEASES = "/opt/cachedapp/releases"
 LB_CONF = "/etc/nginx/nginx.conf"
+EDGE_RELEASE_CONF = "/etc/nginx/edge-release.conf"
 WEB = [f"web-{n}" for n in range(1, WEB_COUNT + 1)]  # deploy.yml goes in this order
 
 pytestmark = pytest.mark.skipif(WEB_COUNT < 2, reason="needs two web hosts behind the lb")
@@ -73,6 +75,14 @@ def main_pid(member: str) -> str:
         container(member), "systemctl", "show", "-p", "MainPID", "--value", "cachedapp"
     )
     return out.stdout.strip()
+
+
+def edge_release(member: str) -> str:
+    """The release nginx's edge cache is keyed by on a web host."""
+    text = docker_exec(container(member), "cat", EDGE_RELEASE_CONF).stdout
+    match = re.search(r'default "([^"]*):";', text)
+    assert match, text
+    return match.group(1)
 
 
 def state() -> dict[str, tuple[str, str]]:
@@ -133,6 +143,7 @@ def repo_release() -> Iterator[str]:
     """The repo's app/ serves on every host before and after these tests."""
     expected = release_id(ROOT / "app")
     assert {live_release(m) for m in WEB} == {expected}, "the stack is not as site.yml left it"
+    assert {edge_release(m) for m in WEB} == {expected}, "site.yml keys the edge by the release"
     yield expected
     if {live_release(m) for m in WEB} != {expected}:
         run, _ = deploy_under_load("restore the repo's app/")
@@ -181,6 +192,7 @@ def test_broken_release_stops_at_the_first_host_which_serves_the_previous_one(
     assert "Rolled back" in run.output
     # The first host: rolled back to what it had, restarted, back in rotation.
     assert live_release(first) == repo_release
+    assert edge_release(first) == repo_release, "the edge cache was re-keyed for a failed release"
     assert main_pid(first) != before[first][1], "the broken release never started"
     assert broken in releases(first)
     assert " down;" not in lb_config(), "the host was not put back in rotation"
@@ -215,6 +227,8 @@ def test_good_release_rolls_through_every_host(repo_release: str, tmp_path: Path
     for member in WEB:
         assert after[member][0] == good, after
         assert after[member][1] != before[member][1], f"{member} was not restarted"
+        # Its edge cache was re-keyed for the new release (no old page from it).
+        assert edge_release(member) == good
     assert " down;" not in lb_config()
     assert set(served_by()) == set(WEB)
     assert load.total > 0
@@ -232,6 +246,7 @@ def test_good_release_rolls_through_every_host(repo_release: str, tmp_path: Path
     back, back_load = deploy_under_load("back to the repo's app/")
     assert back.rc == 0, back.output[-3000:]
     assert {live_release(m) for m in WEB} == {repo_release}
+    assert {edge_release(m) for m in WEB} == {repo_release}
     assert back_load.non_2xx == 0, back_load.summary()
     assert back_load.errors == 0, back_load.summary()
     print(f"rollback by redeploy of an installed release: {time.perf_counter() - start:.1f} s")

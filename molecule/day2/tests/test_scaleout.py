@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,12 +33,21 @@ STATS_WAIT = 12
 pytestmark = pytest.mark.skipif(WEB_COUNT < 2, reason="needs two web hosts behind the lb")
 
 
-def api_version(session: requests.Session | None = None) -> tuple[int, str, str]:
-    """GET /api/version through the balancer: (status, served_by, X-Cache)."""
+def api_version(
+    session: requests.Session | None = None, query: str = ""
+) -> tuple[int, str, str, str]:
+    """GET /api/version through the balancer: (status, served_by, X-Cache,
+    X-Edge-Cache). QUERY: a query string, a key the web hosts' edge caches have
+    never seen."""
     getter = session or requests
-    reply = getter.get(base_url() + "/api/version", timeout=TIMEOUT * 2)
+    reply = getter.get(base_url() + "/api/version" + query, timeout=TIMEOUT * 2)
     host = reply.json().get("served_by", "-") if reply.status_code == 200 else "-"
-    return reply.status_code, host, reply.headers.get("X-Cache", "-")
+    return (
+        reply.status_code,
+        host,
+        reply.headers.get("X-Cache", "-"),
+        reply.headers.get("X-Edge-Cache", "-"),
+    )
 
 
 def slow_version_calls() -> int:
@@ -74,16 +84,18 @@ def test_the_balancer_spreads_requests_over_every_web_host() -> None:
     assert warm(base_url() + "/") == 200
     with requests.Session() as session:
         answers = [api_version(session) for _ in range(20)]
-    hosts = Counter(host for _, host, _ in answers)
+    hosts = Counter(host for _, host, _, _ in answers)
     print(f"\n20 requests through the lb: {dict(sorted(hosts.items()))}")
-    assert {status for status, _, _ in answers} == {200}
+    assert {status for status, _, _, _ in answers} == {200}
     assert set(hosts) == set(WEB)
     # Round robin: no host gets more than its share plus one.
     assert max(hosts.values()) - min(hosts.values()) <= 2, hosts
 
 
 def test_cold_key_across_hosts_runs_the_slow_query_once() -> None:
-    """Stampede protection across hosts: the refresh lock lives in Redis."""
+    """Stampede protection across hosts: the refresh lock lives in Redis. Through
+    each web host's edge cache as shipped, on a URL it has never seen: its lock
+    lets one request per host through to the app; the others wait for its answer."""
     assert warm(base_url() + "/") == 200
     redis_cli("DEL", ITEM_KEY, f"{ITEM_KEY}:lock", f"{ITEM_KEY}:error")
     assert redis_cli("EXISTS", ITEM_KEY) == "0"
@@ -92,21 +104,28 @@ def test_cold_key_across_hosts_runs_the_slow_query_once() -> None:
 
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=COLD_REQUESTS) as pool:
-        answers = list(pool.map(lambda _: api_version(), range(COLD_REQUESTS)))
+        query = f"?cold={uuid.uuid4().hex}"
+        answers = list(pool.map(lambda _: api_version(query=query), range(COLD_REQUESTS)))
     seconds = time.perf_counter() - start
     calls = settled_calls(more_than=before) - before
 
-    statuses = Counter(status for status, _, _ in answers)
-    hosts = Counter(host for _, host, _ in answers)
-    cache = Counter(xcache for _, _, xcache in answers)
+    statuses = Counter(status for status, _, _, _ in answers)
+    hosts = Counter(host for _, host, _, _ in answers)
+    edge = Counter(xedge for _, _, _, xedge in answers)
+    # What each host's app answered: its edge's one MISS (the others repeat it).
+    app = Counter(xcache for _, _, xcache, xedge in answers if xedge == "MISS")
     print(
         f"\n{COLD_REQUESTS} concurrent cold requests in {seconds:.1f} s:"
         f" status {dict(statuses)}, hosts {dict(sorted(hosts.items()))},"
-        f" X-Cache {dict(cache)}; slow_version() executions (pg_stat_user_functions): {calls}"
+        f" X-Edge-Cache {dict(edge)}, the apps' X-Cache {dict(app)};"
+        f" slow_version() executions (pg_stat_user_functions): {calls}"
     )
     assert statuses == {200: COLD_REQUESTS}
     assert set(hosts) == set(WEB), "the requests did not reach every web host"
-    assert cache["MISS"] == 1, cache
+    # One request per host went to its app; the others waited for it at the edge.
+    assert edge["MISS"] == len(WEB), edge
+    assert edge["HIT"] == COLD_REQUESTS - len(WEB), edge
+    assert app["MISS"] == 1, app
     assert calls == 1
 
 
@@ -116,7 +135,7 @@ def wait_until_served_by(member: str, timeout: float = 90) -> float:
     with requests.Session() as session:
         while time.perf_counter() - start < timeout:
             try:
-                status, host, _ = api_version(session)
+                status, host, _, _ = api_version(session)
             except requests.RequestException:
                 status, host = 0, "-"
             if status == 200 and host == member:

@@ -66,11 +66,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def http_get(path: str, timeout: float = 30, scheme: str = "https") -> Response:
+# The web hosts' nginx answers /, /app and /api/version from its edge microcache
+# (X-Edge-Cache); a request with a Cookie header bypasses it (X-Edge-Cache: BYPASS)
+# and reaches the app, so checks of the app's own cache (X-Cache) send this.
+EDGE_BYPASS = {"Cookie": "cgc-verify=edge-bypass"}
+
+
+def http_get(
+    path: str, timeout: float = 30, scheme: str = "https", headers: dict[str, str] | None = None
+) -> Response:
     """GET through the published front (HTTPS, verified against the local CA;
     or plain HTTP, redirects not followed), timed on the client."""
     port = HTTPS_PORT if scheme == "https" else HTTP_PORT
-    request = urllib.request.Request(f"{scheme}://127.0.0.1:{port}{path}")
+    request = urllib.request.Request(f"{scheme}://127.0.0.1:{port}{path}", headers=headers or {})
     opener = urllib.request.build_opener(
         urllib.request.HTTPSHandler(context=tls_context()), _NoRedirect()
     )

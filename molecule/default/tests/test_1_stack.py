@@ -1,5 +1,7 @@
 """The converged stack: services, the page through nginx, cache MISS then HIT,
-the data tier refusing the docker host, file modes, unit hardening."""
+nginx's edge microcache (HIT on a repeat, never on health checks, one slow query
+for 50 concurrent cold requests), the data tier refusing the docker host, file
+modes, unit hardening."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ import ipaddress
 import re
 import socket
 import statistics
+import time
+import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,8 +21,10 @@ import redis
 from conftest import (
     CONFIG,
     CURRENT,
+    EDGE_BYPASS,
     flush_cache,
     http_get,
+    live_release,
 )
 
 # The slow query sleeps seconds; a HIT must be this many times faster.
@@ -72,9 +79,10 @@ def test_first_request_is_a_miss_the_next_a_hit_much_faster(web: Any) -> None:
     # for a pooled connection); the app answered either way.
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert {r.status for r in pool.map(http_get, ["/readyz"] * 8)} <= {200, 503}
+    # The app's own cache: past nginx's edge microcache (a Cookie header).
     flush_cache(web)
-    miss = http_get("/")
-    hits = [http_get("/") for _ in range(5)]
+    miss = http_get("/", headers=EDGE_BYPASS)
+    hits = [http_get("/", headers=EDGE_BYPASS) for _ in range(5)]
     hit_ms = statistics.median(h.seconds for h in hits) * 1000
     print(
         f"\nMISS {miss.seconds * 1000:.1f} ms ({miss.headers.get('Server-Timing')})"
@@ -83,6 +91,7 @@ def test_first_request_is_a_miss_the_next_a_hit_much_faster(web: Any) -> None:
         f"\nratio {miss.seconds * 1000 / hit_ms:.0f}x"
     )
     assert miss.status == 200
+    assert [r.headers.get("X-Edge-Cache") for r in [miss, *hits]] == ["BYPASS"] * 6
     assert miss.headers["X-Cache"] == "MISS"
     assert [(h.status, h.headers["X-Cache"]) for h in hits] == [(200, "HIT")] * 5
     # The MISS ran the slow query (its time is in the db part), the HITs did not.
@@ -91,6 +100,154 @@ def test_first_request_is_a_miss_the_next_a_hit_much_faster(web: Any) -> None:
     assert miss.seconds * 1000 >= float(db_ms.group(1))
     assert not [h for h in hits if "db;" in h.headers["Server-Timing"]]
     assert miss.seconds * 1000 >= MIN_SPEEDUP * hit_ms
+
+
+# --- nginx's edge microcache (role nginx, on by default: 1 s) ---------------------------
+
+EDGE_VALID = 1.0
+SECURITY = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+def fresh_pair(path: str) -> tuple[Any, Any]:
+    """Two GETs of a URL the edge has never seen, the second within the validity
+    (tried again when the machine stalled the second past it)."""
+    for _ in range(5):
+        url = f"{path}?edge={uuid.uuid4().hex}"
+        first = http_get(url)
+        done = time.monotonic()
+        second = http_get(url)
+        if time.monotonic() - done < EDGE_VALID * 0.8:
+            return first, second
+    raise AssertionError(f"no two requests of {path} within {EDGE_VALID} s")
+
+
+@pytest.mark.parametrize("path", ["/", "/app", "/api/version"])
+def test_edge_cache_hits_a_repeat_within_its_validity(path: str) -> None:
+    first, second = fresh_pair(path)
+    print(
+        f"\n{path}: edge {first.headers.get('X-Edge-Cache')} {first.seconds * 1000:.1f} ms"
+        f" (X-Cache {first.headers.get('X-Cache')}),"
+        f" then edge {second.headers.get('X-Edge-Cache')} {second.seconds * 1000:.1f} ms"
+    )
+    assert (first.status, second.status) == (200, 200)
+    assert first.headers["X-Edge-Cache"] == "MISS"
+    assert second.headers["X-Edge-Cache"] == "HIT"
+    # The edge repeats the stored answer, the app's X-Cache included ...
+    assert second.body == first.body
+    assert second.headers["X-Cache"] == first.headers["X-Cache"]
+    # ... and nginx's own headers stay (X-Edge-Cache does not displace them).
+    for reply in (first, second):
+        for name, value in SECURITY.items():
+            assert reply.headers.get(name) == value, (name, reply.headers)
+        assert reply.headers.get("Strict-Transport-Security", "").startswith("max-age=")
+
+
+def test_edge_cache_serves_stale_while_it_refreshes() -> None:
+    """Past the validity the stored answer is served once more while one background
+    request refreshes it; the refreshed entry is then a HIT again."""
+    url = f"/api/version?edge={uuid.uuid4().hex}"
+    assert http_get(url).headers["X-Edge-Cache"] == "MISS"
+    time.sleep(EDGE_VALID + 1.2)  # nginx counts validity in whole seconds
+    late = http_get(url)
+    assert late.status == 200
+    assert late.headers["X-Edge-Cache"] in {"STALE", "UPDATING", "EXPIRED"}, late.headers
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        again = http_get(url)
+        if again.headers["X-Edge-Cache"] == "HIT":
+            break
+        time.sleep(0.1)
+    assert again.headers["X-Edge-Cache"] == "HIT", again.headers
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/no-such-page"])
+def test_edge_cache_never_holds_health_checks_or_metrics(path: str) -> None:
+    replies = [http_get(path) for _ in range(3)]
+    for reply in replies:
+        assert "X-Edge-Cache" not in reply.headers, (path, reply.headers)
+    # /healthz through the HTTP port inside the network: not cached there either.
+    if path == "/healthz":
+        assert "X-Edge-Cache" not in http_get(path, scheme="http").headers
+
+
+def test_a_cookie_bypasses_the_edge_cache() -> None:
+    replies = [http_get("/api/version", headers=EDGE_BYPASS) for _ in range(2)]
+    assert [(r.status, r.headers["X-Edge-Cache"]) for r in replies] == [(200, "BYPASS")] * 2
+
+
+def test_edge_cache_is_keyed_by_the_serving_release_on_tmpfs(web_hosts: list[Any]) -> None:
+    for web in web_hosts:
+        release = live_release(web).rsplit("/", 1)[-1]
+        key = web.check_output("cat /etc/nginx/edge-release.conf")
+        assert f'default "{release}:";' in key, key
+        # RAM-backed, written by nginx's workers (its user owns it).
+        out = web.check_output(
+            "stat -f -c %T /run/nginx-edge-cache; stat -c %U /run/nginx-edge-cache"
+        )
+        assert out.split() == ["tmpfs", "www-data"], out
+        assert int(web.check_output("find /run/nginx-edge-cache -type f | wc -l")) > 0
+
+
+def slow_version_calls(db: Any, dbname: str) -> int:
+    query = (
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE funcname = 'slow_version'"
+    )
+    return int(db.check_output(f'runuser -u postgres -- psql -At -d {dbname} -c "{query}"'))
+
+
+def settled_calls(db: Any, dbname: str, more_than: int = -1) -> int:
+    """slow_version() executions once the count exceeds MORE_THAN and holds for 2 s
+    (PostgreSQL flushes a backend's function counters when it goes idle, rarely up
+    to 10 s late)."""
+    deadline = time.monotonic() + 12
+    calls = slow_version_calls(db, dbname)
+    while calls <= more_than and time.monotonic() < deadline:
+        time.sleep(0.25)
+        calls = slow_version_calls(db, dbname)
+    for _ in range(6):
+        time.sleep(2)
+        again = slow_version_calls(db, dbname)
+        if again == calls:
+            break
+        calls = again
+    return calls
+
+
+COLD_REQUESTS = 50
+
+
+@pytest.mark.parametrize("edge", ["edge", "bypass"])
+def test_cold_requests_run_the_slow_query_once(
+    web: Any, db: Any, app_config: dict[str, Any], edge: str
+) -> None:
+    """50 concurrent requests on an emptied cache: one slow_version() execution, as
+    PostgreSQL counts it. edge: a URL the edge has never seen (its lock lets one
+    request through); bypass: past the edge (Cookie), the app's Redis lock alone."""
+    dbname = app_config["database"]["dbname"]
+    flush_cache(web)
+    before = settled_calls(db, dbname)
+    url = f"/api/version?cold={uuid.uuid4().hex}"
+    headers = EDGE_BYPASS if edge == "bypass" else None
+    with ThreadPoolExecutor(max_workers=COLD_REQUESTS) as pool:
+        replies = list(pool.map(lambda _: http_get(url, headers=headers), range(COLD_REQUESTS)))
+    calls = settled_calls(db, dbname, more_than=before) - before
+    statuses = Counter(r.status for r in replies)
+    edges = Counter(r.headers.get("X-Edge-Cache", "-") for r in replies)
+    app_cache = Counter(r.headers.get("X-Cache", "-") for r in replies)
+    slowest = max(r.seconds for r in replies)
+    print(
+        f"\n{COLD_REQUESTS} concurrent cold requests ({edge}): status {dict(statuses)},"
+        f" X-Edge-Cache {dict(edges)}, X-Cache {dict(app_cache)},"
+        f" slowest {slowest:.1f} s; slow_version() executions: {calls}"
+    )
+    assert statuses == {200: COLD_REQUESTS}
+    assert calls == 1
+    if edge == "edge":
+        # One request filled the entry; the others waited for it (the lock).
+        assert edges["MISS"] == 1, edges
+        assert edges["HIT"] == COLD_REQUESTS - 1, edges
+    else:
+        assert edges == {"BYPASS": COLD_REQUESTS}
 
 
 def test_database_refuses_the_docker_host(
