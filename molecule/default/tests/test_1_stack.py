@@ -188,6 +188,16 @@ def test_edge_cache_is_keyed_by_the_serving_release_on_tmpfs(web_hosts: list[Any
         assert int(web.check_output("find /run/nginx-edge-cache -type f | wc -l")) > 0
 
 
+def test_nginx_starts_on_a_fresh_run_directory(web_hosts: list[Any]) -> None:
+    """After a reboot /run is empty: nginx creates the edge cache's directory and gives
+    it to its user under its sandbox (the seccomp filter once killed it: SIGSYS)."""
+    for web in web_hosts:
+        web.check_output("rm -rf /run/nginx-edge-cache && systemctl restart nginx")
+        assert web.check_output("systemctl is-active nginx") == "active"
+        assert web.check_output("stat -c %U /run/nginx-edge-cache") == "www-data"
+    assert http_get("/").status == 200
+
+
 def slow_version_calls(db: Any, dbname: str) -> int:
     query = (
         "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE funcname = 'slow_version'"
