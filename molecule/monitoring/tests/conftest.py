@@ -25,6 +25,9 @@ HTTP_PORT = int(os.environ.get("CGC_LOCAL_HTTP_PORT", "8080"))
 HTTPS_PORT = int(os.environ.get("CGC_LOCAL_HTTPS_PORT", "8443"))
 # The stack's private CA (role pki; this scenario runs on the project's inventory).
 CA_FILE = ROOT / ".ansible" / "pki" / "ca.crt"
+# A cookie takes a request past the web host's edge microcache (nginx role) to the
+# app, whose own cache and counters these tests check.
+EDGE_BYPASS = {"Cookie": "cgc-verify=edge-bypass"}
 PROMETHEUS = f"http://127.0.0.1:{os.environ.get('CGC_LOCAL_PROMETHEUS_PORT', '9090')}"
 WEB_COUNT = int(os.environ.get("CGC_LOCAL_WEB_COUNT", "1"))
 
