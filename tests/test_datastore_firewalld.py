@@ -14,14 +14,13 @@ The molecule scenario ``monitoring`` runs the same tasks against a live firewall
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from json_playbook import run_json_playbook
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -133,25 +132,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
         name: {"ansible_connection": "local", "repo_root": str(ROOT), **values}
         for name, values in HOSTS.items()
     }
-    inventory = {"all": {"hosts": hosts}}
-    (work / "hosts.yml").write_text(yaml.safe_dump(inventory))
-    play = work / "play.yml"
-    play.write_text(PLAY)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env |= {
-        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.junit",
-        "JUNIT_OUTPUT_DIR": str(work / "junit"),
-        "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.memory",
-        "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(work / "hosts.yml"), str(play)],
-        cwd=ROOT, capture_output=True, text=True, env=env, check=False, timeout=300,
-    )  # fmt: skip
+    proc = run_json_playbook(work, hosts, PLAY)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     task = result["plays"][0]["tasks"][-1]

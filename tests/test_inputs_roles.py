@@ -11,14 +11,13 @@ Another test checks that validation is indeed first.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 import yaml
+from json_playbook import run_json_playbook
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -200,29 +199,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     work = tmp_path_factory.mktemp("inputs")
     hosts = {f"{name}_bad": host_vars(case, good=False) for name, case in CASES.items()}
     hosts |= {f"{name}_good": host_vars(case, good=True) for name, case in CASES.items()}
-    (work / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
-    (work / "play.yml").write_text(PLAY)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env |= {
-        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        # Only callbacks that print nothing (the project's print timings).
-        "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.junit",
-        "JUNIT_OUTPUT_DIR": str(work / "junit"),
-        "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.memory",
-        "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(work / "hosts.yml"), str(work / "play.yml")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
+    proc = run_json_playbook(work, hosts, PLAY)
     assert proc.returncode != 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.startswith("{"), proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout)
