@@ -6,7 +6,8 @@
 # (.ansible/drift/<stack>/); the only shared state is the local CA, created here
 # first so two converges never race to make it. Each scenario's output is
 # streamed with a "[name]" prefix and kept whole in .ansible/molecule/<name>.log.
-# Exit 1 if any scenario failed; the summary lists each one's result and time.
+# Exit 1 if any scenario failed; the summary lists each one's result and time,
+# after the failing lines of each failed scenario.
 # MOLECULE_LANES overrides the lanes: lanes separated by ';', scenarios by ','
 # (e.g. MOLECULE_LANES="default" or "day2;aws,default,monitoring").
 set -uo pipefail
@@ -45,6 +46,14 @@ done
 failed=0
 for pid in "${pids[@]}"; do
   wait "$pid" || failed=1
+done
+
+# A CI log keeps only its tail, where a failure streamed minutes earlier by the
+# other lane is lost: repeat each failed scenario's failing lines here, last.
+grep -E '^[^ ]+ rc=[1-9]' "$log_dir/summary" | while read -r scenario _; do
+  echo "== $scenario failed: its failing lines (whole log: $log_dir/$scenario.log) =="
+  sed 's/\x1b\[[0-9;]*m//g' "$log_dir/$scenario.log" |
+    grep -n -E -B3 -A12 'fatal: |FAILED|failed=[1-9]|ERROR|Traceback|Error:' | tail -n 150
 done
 
 echo "== molecule scenarios (logs in $log_dir/) =="
