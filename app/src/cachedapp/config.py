@@ -1,8 +1,9 @@
 """Settings: one TOML file, overridable by ``CACHEDAPP_<SECTION>_<KEY>`` env vars.
 
-Every key is declared once in ``SCHEMA`` (type, default, check). A bad, missing or
-unknown setting raises :class:`ConfigError`, whose message names the setting and
-never contains a secret's value.
+Every key is declared once, as a field of its section's dataclass (type, default,
+check); ``SCHEMA`` is read off them. A bad, missing or unknown setting raises
+:class:`ConfigError`, whose message names the setting and never contains a secret's
+value.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -97,77 +98,49 @@ def _namespace(value: str) -> str | None:
     return None
 
 
-# (section, key) -> (type, default, check)
-SCHEMA: dict[tuple[str, str], tuple[type, Any, Callable[[Any], str | None] | None]] = {
-    ("database", "host"): (str, REQUIRED, _non_empty),
-    ("database", "port"): (int, 5432, _between(1, 65535)),
-    ("database", "dbname"): (str, REQUIRED, _non_empty),
-    ("database", "user"): (str, REQUIRED, _non_empty),
-    ("database", "password"): (Secret, REQUIRED, None),
-    ("database", "sslmode"): (
-        str,
-        "prefer",
-        _one_of("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
-    ),
-    ("database", "sslrootcert"): (str, "", None),
-    ("database", "connect_timeout"): (int, 3, _between(1, 60)),
-    ("database", "pool_size"): (int, 4, _between(1, 100)),
-    ("database", "query_timeout"): (float, 15.0, _positive),
-    ("database", "application_name"): (str, "cachedapp", _non_empty),
-    ("redis", "mode"): (str, "standalone", _one_of("standalone", "cluster")),
-    ("redis", "url"): (str, "redis://127.0.0.1:6379/0", _non_empty),
-    ("redis", "username"): (str, "", None),
-    ("redis", "password"): (Secret, "", None),
-    ("redis", "ca_file"): (str, "", None),
-    ("redis", "connect_timeout"): (float, 0.2, _between(0.001, 30)),
-    ("redis", "socket_timeout"): (float, 0.2, _between(0.001, 30)),
-    ("redis", "max_connections"): (int, 64, _between(1, 10000)),
-    ("redis", "breaker_failures"): (int, 3, _between(1, 1000)),
-    ("redis", "breaker_cooldown"): (float, 2.0, _between(0.01, 3600)),
-    ("cache", "namespace"): (str, "cachedapp", _namespace),
-    ("cache", "key_version"): (int, 1, _non_negative),
-    ("cache", "ttl"): (float, 60.0, _positive),
-    ("cache", "stale_while_revalidate"): (float, 30.0, _non_negative),
-    ("cache", "stale_if_error"): (float, 600.0, _non_negative),
-    ("cache", "lock_timeout"): (float, 15.0, _positive),
-    ("cache", "wait_timeout"): (float, 6.0, _non_negative),
-    ("cache", "error_backoff"): (float, 2.0, _non_negative),
-    ("cache", "local_ttl"): (float, 1.0, _between(0, 60)),
-    ("cache", "local_max_items"): (int, 64, _between(1, 100000)),
-    ("app", "log_level"): (str, "INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
-}
+def _setting(default: Any = REQUIRED, check: Callable[[Any], str | None] | None = None) -> Any:
+    """A declared setting: its default (or REQUIRED) and its value check.
+
+    The dataclass field's type is the setting's type (str, int, float or Secret).
+    """
+    return field(metadata={"default": default, "check": check})
 
 
-# --- typed settings ------------------------------------------------------------------
+# --- typed settings: every key declared once, with its type, default and check ---------
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    host: str
-    port: int
-    dbname: str
-    user: str
-    password: Secret
-    sslmode: str
-    sslrootcert: str  # CA bundle file for the server's certificate ("" = libpq's default)
-    connect_timeout: int
-    pool_size: int
-    query_timeout: float
-    application_name: str
+    host: str = _setting(check=_non_empty)
+    port: int = _setting(5432, _between(1, 65535))
+    dbname: str = _setting(check=_non_empty)
+    user: str = _setting(check=_non_empty)
+    password: Secret = _setting()
+    sslmode: str = _setting("prefer", _one_of(*_SSLMODES))
+    # CA bundle file for the server's certificate ("" = libpq's default)
+    sslrootcert: str = _setting("")
+    connect_timeout: int = _setting(3, _between(1, 60))
+    pool_size: int = _setting(4, _between(1, 100))
+    query_timeout: float = _setting(15.0, _positive)
+    application_name: str = _setting("cachedapp", _non_empty)
 
 
 @dataclass(frozen=True)
 class RedisSettings:
-    mode: str
-    url: str  # never holds credentials: they are moved to username/password on load
-    username: str
-    password: Secret
-    ca_file: str
-    connect_timeout: float
-    socket_timeout: float
-    max_connections: int
-    breaker_failures: int
-    breaker_cooldown: float
+    mode: str = _setting("standalone", _one_of("standalone", "cluster"))
+    # never holds credentials: they are moved to username/password on load
+    url: str = _setting("redis://127.0.0.1:6379/0", _non_empty)
+    username: str = _setting("")
+    password: Secret = _setting("")
+    ca_file: str = _setting("")
+    connect_timeout: float = _setting(0.2, _between(0.001, 30))
+    socket_timeout: float = _setting(0.2, _between(0.001, 30))
+    max_connections: int = _setting(64, _between(1, 10000))
+    breaker_failures: int = _setting(3, _between(1, 1000))
+    breaker_cooldown: float = _setting(2.0, _between(0.01, 3600))
 
     @property
     def tls(self) -> bool:
@@ -176,21 +149,22 @@ class RedisSettings:
 
 @dataclass(frozen=True)
 class CacheSettings:
-    namespace: str
-    key_version: int
-    ttl: float
-    stale_while_revalidate: float
-    stale_if_error: float
-    lock_timeout: float
-    wait_timeout: float
-    error_backoff: float
-    local_ttl: float  # seconds a worker keeps a fresh value in process (0: off)
-    local_max_items: int
+    namespace: str = _setting("cachedapp", _namespace)
+    key_version: int = _setting(1, _non_negative)
+    ttl: float = _setting(60.0, _positive)
+    stale_while_revalidate: float = _setting(30.0, _non_negative)
+    stale_if_error: float = _setting(600.0, _non_negative)
+    lock_timeout: float = _setting(15.0, _positive)
+    wait_timeout: float = _setting(6.0, _non_negative)
+    error_backoff: float = _setting(2.0, _non_negative)
+    # seconds a worker keeps a fresh value in process (0: off)
+    local_ttl: float = _setting(1.0, _between(0, 60))
+    local_max_items: int = _setting(64, _between(1, 100000))
 
 
 @dataclass(frozen=True)
 class AppSettings:
-    log_level: str
+    log_level: str = _setting("INFO", _one_of(*_LOG_LEVELS))
 
 
 @dataclass(frozen=True)
@@ -207,6 +181,15 @@ SECTIONS = {
     "redis": RedisSettings,
     "cache": CacheSettings,
     "app": AppSettings,
+}
+
+_TYPES = {"str": str, "int": int, "float": float, "Secret": Secret}
+
+# (section, key) -> (type, default, check), read off the dataclasses above.
+SCHEMA: dict[tuple[str, str], tuple[type, Any, Callable[[Any], str | None] | None]] = {
+    (section, f.name): (_TYPES[str(f.type)], f.metadata["default"], f.metadata["check"])
+    for section, cls in SECTIONS.items()
+    for f in fields(cls)
 }
 
 
