@@ -111,17 +111,17 @@ wait_for_hit() {
   return 1
 }
 
-# The load loops of one phase: a background process (support.LoadLoop, the
+# The load loops of one phase: a background process (cgc_load.LoadLoop, the
 # test suite's loop) that runs until load_stop, then prints its counts: the
 # app loop's (past the edge) at the top, the edge loop's under "edge". The
 # edge loop is paced a little (its answers take nginx alone: unpaced it
 # would take the CPU the app needs).
 load_start() {
   rm -f "$work/stop"
-  PYTHONPATH="$ROOT/molecule/day2/tests" "$PY" - "$URL$path" "$work/stop" "$workers" "$timeout" "$1" \
+  PYTHONPATH="$ROOT/scripts" "$PY" - "$URL$path" "$work/stop" "$workers" "$timeout" "$1" \
     >"$work/$1.json" <<'PY' &
 import json, pathlib, sys, time
-from support import EDGE_BYPASS, LoadLoop
+from cgc_load import EDGE_BYPASS, LoadLoop
 url, stop, workers, timeout, phase = sys.argv[1:]
 with LoadLoop(url, workers=int(workers), timeout=float(timeout), headers=EDGE_BYPASS) as load, \
         LoadLoop(url, workers=int(workers), timeout=float(timeout), pause=0.01) as edge:

@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 import requests
-from support import EDGE_BYPASS, ROOT, base_url, container, docker_exec, redis_cli
+from cgc_load import EDGE_BYPASS
+from support import ROOT, base_url, container, docker_exec, redis_cli
 
 # Seconds each fault phase runs under load: with the stack's 5 s slow_version() a
 # BYPASS answer (straight from the database) takes ~5 s, so a few arrive per client.
