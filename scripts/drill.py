@@ -47,6 +47,7 @@ from types import FrameType
 from typing import Any
 
 import requests
+from cachedapp.config import SCHEMA
 from cgc_load import EDGE_BYPASS, LoadLoop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,13 +56,6 @@ CA_FILE = ROOT / ".ansible" / "pki" / "ca.crt"
 REDIS_ADMIN_PASSWORD = ROOT / ".ansible" / "secrets" / "redis_admin_password"
 # A Cookie header: past nginx's edge microcache, to the app (X-Edge-Cache: BYPASS).
 PROBE_BYPASS = {"Cookie": "cgc-drill=edge-bypass"}
-# The [cache] settings the drill reads from web-1's config, with the app's defaults.
-CACHE_DEFAULTS: dict[str, Any] = {
-    "namespace": "cachedapp",
-    "key_version": 1,
-    "ttl": 60.0,
-    "stale_while_revalidate": 30.0,
-}
 # The cached value is {"c": created, "v": ...}: an older "c" makes it stale, so every
 # request tries the (stopped) database and must fall back to it.
 AGE_SCRIPT = """local v = redis.call('GET', KEYS[1]); if not v then return 0 end;
@@ -291,8 +285,10 @@ def drill_result(mode: str, verdict: Verdict, phases: Mapping[str, Counts]) -> d
 
 
 def cache_settings(config_toml: str) -> dict[str, Any]:
-    """The [cache] settings the drill needs, from the app's config (defaults filled in)."""
-    return CACHE_DEFAULTS | tomllib.loads(config_toml).get("cache", {})
+    """web-1's [cache] table, typed, with the app's own defaults (cachedapp.config.SCHEMA)
+    for the keys it leaves out. Not the app's loader: the file names CA files of the host."""
+    table = tomllib.loads(config_toml).get("cache", {})
+    return {k: kind(table.get(k, d)) for (s, k), (kind, d, _) in SCHEMA.items() if s == "cache"}
 
 
 def cache_key(cache: Mapping[str, Any]) -> str:
