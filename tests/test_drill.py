@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -65,6 +65,7 @@ def test_options_and_unit_overrides(drill: ModuleType) -> None:
         (["redis", "--hold"], {}),
         (["redis", "--hold", "soon"], {}),
         (["redis", "--hold", "0"], {}),
+        (["redis", "--workers", "0"], {}),
         (["redis", "--workers", "1.5"], {}),
         (["redis", "--bogus", "1"], {}),
         (["webhost"], {}),  # one web host: nothing to stop behind the lb
@@ -77,20 +78,20 @@ def test_usage_errors_exit_2(drill: ModuleType, argv: list[str], env: dict[str, 
     assert exc.value.code == 2
 
 
-def test_cli_usage_exits_2_before_touching_a_stack() -> None:
+@pytest.mark.parametrize("argv", [[], ["webhost"]])
+def test_cli_usage_exits_2_before_touching_a_stack(argv: list[str]) -> None:
     """The script as operators run it: usage on stderr, exit 2, nothing on stdout."""
-    for argv, env in ([], {}), (["webhost"], {"CGC_LOCAL_WEB_COUNT": "1"}):
-        proc = subprocess.run(
-            [sys.executable, str(SCRIPTS / "drill.py"), *argv],
-            env={"PATH": "/usr/bin:/bin", **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert proc.returncode == 2, proc.stderr
-        assert proc.stdout == ""
-        assert proc.stderr.startswith("usage: drill.py")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / "drill.py"), *argv],
+        env={"PATH": "/usr/bin:/bin", "CGC_LOCAL_WEB_COUNT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("usage: drill.py")
 
 
 # --- the counts of a phase ---------------------------------------------------------------
@@ -174,6 +175,8 @@ def test_counts_sort_statuses_numerically_and_line_shows_them(drill: ModuleType)
     app = _loop(drill, {503: 1, 200: 7, 1000: 1}, {"STALE": 2, "HIT": 6}, errors={"Timeout": 2})
     edge = _loop(drill, {200: 3}, {}, edge={"UPDATING": 1, "HIT": 2})
     counts = drill.phase_counts(app)
+    keys = "total 2xx non_2xx errors status x_cache x_edge_cache error_kinds seconds"
+    assert list(counts) == keys.split()
     assert list(counts["status"]) == ["200", "503", "1000"]
     assert list(counts["x_cache"]) == ["HIT", "STALE"]
     assert (counts["total"], counts["2xx"], counts["non_2xx"], counts["errors"]) == (11, 7, 2, 2)
@@ -222,108 +225,88 @@ def edge(total: int = 50, hits: int = 40, **kw: Any) -> dict[str, Any]:
     return phase | {"x_edge_cache": {"HIT": hits, "UPDATING": total - hits}}
 
 
-def _verdict(drill: ModuleType) -> tuple[Any, list[str]]:
-    lines: list[str] = []
-    return drill.Verdict(out=lines.append), lines
+def failed(checks: list[tuple[str, bool | None]]) -> list[str]:
+    return [name for name, passed in checks if passed is False]
 
 
-def redis_phases(down_cache: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+def redis_phases() -> dict[str, dict[str, Any]]:
     return {
         "before": counts(100, edge=edge()),
         "kill": counts(90, x_cache={"BYPASS": 5, "HIT": 85}, edge=edge()),
-        "down": counts(10, x_cache=down_cache or {"BYPASS": 10}, edge=edge()),
+        "down": counts(10, x_cache={"BYPASS": 10}, edge=edge()),
         "recovery": counts(80, x_cache={"BYPASS": 1, "HIT": 79}, edge=edge()),
     }
 
 
-def test_redis_checks_pass_and_print_in_order(drill: ModuleType) -> None:
-    verdict, lines = _verdict(drill)
-    drill.redis_checks(verdict, redis_phases(), hit=True, active=True)
-    assert verdict.ok
-    assert list(verdict.checks) == [
-        "kill: no failed response",
-        "down: no failed response",
-        "down: answered BYPASS",
-        "recovery: no failed response",
-        "kill: edge: no failed response",
-        "down: edge: no failed response",
-        "recovery: edge: no failed response",
-        "edge: answered from the edge cache (HIT)",
-        "recovery: caching resumed (HIT)",
-        "redis-server active",
+def test_redis_checks_in_order(drill: ModuleType) -> None:
+    checks = drill.redis_checks(redis_phases(), hit=True, active=True)
+    assert checks == [
+        ("kill: no failed response", True),
+        ("down: no failed response", True),
+        ("down: answered BYPASS", True),
+        ("recovery: no failed response", True),
+        ("kill: edge: no failed response", True),
+        ("down: edge: no failed response", True),
+        ("recovery: edge: no failed response", True),
+        ("edge: answered from the edge cache (HIT)", True),
+        ("recovery: caching resumed (HIT)", True),
+        ("redis-server active", True),
     ]
-    assert lines[0] == "  ok    kill: no failed response"
 
 
 @pytest.mark.parametrize(
-    ("change", "failed"),
+    ("update", "facts", "names"),
     [
-        (lambda p: p["down"].update(x_cache={"BYPASS": 9, "MISS": 1}), "down: answered BYPASS"),
-        (lambda p: p.update(kill=counts(90, errors=1, edge=edge())), "kill: no failed response"),
+        ({"down": {"x_cache": {"BYPASS": 9, "MISS": 1}}}, {}, ["down: answered BYPASS"]),
+        ({"kill": counts(90, errors=1)}, {}, ["kill: no failed response"]),
+        ({"down": counts(0, x_cache={})}, {}, ["down: answered BYPASS"]),  # no answer: no proof
         (
-            lambda p: p.update(down=counts(0, x_cache={}, edge=edge())),
-            "down: answered BYPASS",  # no answer at all is no proof
+            {"recovery": {"edge": edge(status={"200": 49, "502": 1})}},
+            {},
+            ["recovery: edge: no failed response"],
         ),
         (
-            lambda p: p["recovery"].update(edge=edge(status={"200": 49, "502": 1})),
-            "recovery: edge: no failed response",
+            {n: {"edge": edge(hits=0)} for n in ("kill", "down", "recovery")},
+            {},
+            ["edge: answered from the edge cache (HIT)"],
         ),
         (
-            lambda p: [p[n].update(edge=edge(hits=0)) for n in ("kill", "down", "recovery")],
-            "edge: answered from the edge cache (HIT)",
+            {},
+            {"hit": False, "active": False},
+            ["recovery: caching resumed (HIT)", "redis-server active"],
         ),
     ],
 )
 def test_redis_checks_fail(
-    drill: ModuleType, change: Callable[[dict[str, Any]], object], failed: str
+    drill: ModuleType, update: dict[str, Any], facts: dict[str, bool], names: list[str]
 ) -> None:
     phases = redis_phases()
-    change(phases)
-    verdict, lines = _verdict(drill)
-    drill.redis_checks(verdict, phases, hit=True, active=True)
-    assert not verdict.ok
-    assert [name for name, ok in verdict.checks.items() if not ok] == [failed]
-    assert f"  FAIL  {failed}" in lines
+    for name, fields in update.items():
+        phases[name].update(fields)
+    assert failed(drill.redis_checks(phases, **{"hit": True, "active": True} | facts)) == names
 
 
 def test_no_edge_cache_is_a_note_not_a_check(drill: ModuleType) -> None:
     phases = {
         n: counts(20, edge=counts(20) | {"x_edge_cache": {"-": 20}}) for n in ("outage", "after")
     }
-    verdict, lines = _verdict(drill)
-    drill.webhost_checks(verdict, phases, member="web-2", served=False)
-    assert "edge: answered from the edge cache (HIT)" not in verdict.checks
-    assert "  (no X-Edge-Cache: the edge cache is off)" in lines
-    assert verdict.checks["after: web-2 serves again"] is False
-    assert not verdict.ok
+    assert drill.webhost_checks(phases, member="web-2", served=False) == [
+        ("outage: no failed response", True),
+        ("after: web-2 serves again", False),
+        ("after: no failed response", True),
+        ("outage: edge: no failed response", True),
+        ("after: edge: no failed response", True),
+        ("  (no X-Edge-Cache: the edge cache is off)", None),
+    ]
 
 
 BODY_JSON = '{"error":"The database is unavailable and no cached answer can be served."}'
 
 
-def postgres_phases(cold_status: dict[str, int]) -> dict[str, dict[str, Any]]:
-    return {
-        "stale": counts(300, x_cache={"STALE": 300}, edge=edge()),
-        "cold": counts(100, x_cache={"MISS": 100}, status=cold_status, edge=edge(hits=0)),
-        "after": counts(100, edge=edge()),
-    }
-
-
-def test_postgres_checks(drill: ModuleType) -> None:
-    verdict, _ = _verdict(drill)
-    html = "<p>The database is unavailable and no cached answer can be served.</p>"
-    drill.postgres_checks(
-        verdict, postgres_phases({"503": 100}), body_json=BODY_JSON, body_html=html, hit=True
-    )
-    assert verdict.ok, verdict.checks
-    assert len(verdict.checks) == 11
-    # The cold phase's 503s are the app's; the edge serves its stale copy (200).
-    assert verdict.checks["cold: edge: no failed response"]
-
-
 @pytest.mark.parametrize(
-    ("cold_status", "body_json", "failed"),
+    ("cold_status", "body_json", "names"),
     [
+        ({"503": 100}, BODY_JSON, []),
         ({"503": 99, "200": 1}, BODY_JSON, ["cold: 503 only"]),
         ({"503": 99, "502": 1}, BODY_JSON, ["cold: 503 only"]),
         ({"503": 100}, '{"message":"database is unavailable"}', ["cold: clear JSON body"]),
@@ -331,92 +314,82 @@ def test_postgres_checks(drill: ModuleType) -> None:
         ({"503": 100}, "", ["cold: clear JSON body"]),
     ],
 )
-def test_postgres_checks_fail(
-    drill: ModuleType, cold_status: dict[str, int], body_json: str, failed: list[str]
+def test_postgres_checks(
+    drill: ModuleType, cold_status: dict[str, int], body_json: str, names: list[str]
 ) -> None:
-    verdict, _ = _verdict(drill)
-    drill.postgres_checks(
-        verdict,
-        postgres_phases(cold_status),
-        body_json=body_json,
-        body_html="database is unavailable",
-        hit=True,
-    )
-    assert [name for name, ok in verdict.checks.items() if not ok] == failed
-
-
-# --- cache settings and the result line ------------------------------------------------------
-
-
-def test_cache_key_and_aged_created_time(drill: ModuleType) -> None:
-    cache = drill.cache_settings('[cache]\nnamespace = "shop"\nttl = 30\n[redis]\nttl = 1\n')
-    assert drill.cache_key(cache) == "shop:v1:{slow_version}"
-    assert drill.stale_created(cache, 1000.9) == 1000 - 30 - 30 - 5
-    defaults = drill.cache_settings("[app]\n")
-    assert drill.cache_key(defaults) == "cachedapp:v1:{slow_version}"
-    assert drill.stale_created(defaults | {"stale_while_revalidate": 12.7}, 1000) == 923
-
-
-def test_result_json(drill: ModuleType) -> None:
-    verdict, _ = _verdict(drill)
-    drill.redis_checks(verdict, redis_phases({"BYPASS": 9, "HIT": 1}), hit=True, active=False)
-    phases = redis_phases()
-    result = json.loads(json.dumps(drill.drill_result("redis", verdict, phases)))
-    assert list(result) == ["drill", "ok", "checks", "phases"]
-    assert result["drill"] == "redis"
-    assert result["ok"] is False
-    assert result["checks"]["down: answered BYPASS"] is False
-    assert result["checks"]["redis-server active"] is False
-    assert list(result["phases"]) == ["before", "down", "kill", "recovery"]  # by name
-    assert result["phases"]["kill"] == phases["kill"]
-
-
-# --- execute: preflight, result line, exit code, restore -------------------------------------
-
-
-class FakeStack:
-    """A Stack whose probes answer as told, without docker or HTTP."""
-
-    def __init__(self, drill: ModuleType, status: str = "200", hit: bool = True) -> None:
-        self.real = drill.Stack(drill.parse_args(["redis"], {}))
-        self.settings, self.phases = self.real.settings, self.real.phases
-        self.inject, self.restore = self.real.inject, self.real.restore
-        self.restore_pending = self.real.restore_pending
-        self.status, self.hit = status, hit
-
-    def probe(self) -> tuple[str, str]:
-        return self.status, "HIT" if self.hit else "MISS"
-
-    def wait_for_hit(self, seconds: float) -> bool:
-        return self.hit
-
-
-def test_execute_exit_codes_and_result_line(
-    drill: ModuleType, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def passing(stack: Any, verdict: Any) -> None:
-        stack.phases["before"] = counts(5)
-        verdict.check("fine", True)
-
-    def failing(stack: Any, verdict: Any) -> None:
-        verdict.check("fine", True)
-        verdict.check("broken", False)
-
-    assert drill.execute(FakeStack(drill), passing) == 0
-    last = capsys.readouterr().out.splitlines()[-1]
-    assert last.startswith("drill-result: ")
-    result = json.loads(last.removeprefix("drill-result: "))
-    assert result == {
-        "drill": "redis",
-        "ok": True,
-        "checks": {"fine": True},
-        "phases": {"before": counts(5)},
+    phases = {
+        "stale": counts(300, x_cache={"STALE": 300}, edge=edge()),
+        "cold": counts(100, x_cache={"MISS": 100}, status=cold_status, edge=edge(hits=0)),
+        "after": counts(100, edge=edge()),
     }
-    assert drill.execute(FakeStack(drill), failing) == 1
-    last = capsys.readouterr().out.splitlines()[-1]
-    assert json.loads(last.removeprefix("drill-result: "))["checks"] == {
-        "fine": True,
-        "broken": False,
+    html = "<p>The database is unavailable and no cached answer can be served.</p>"
+    checks = drill.postgres_checks(phases, body_json=body_json, body_html=html, hit=True)
+    assert len(checks) == 11
+    assert failed(checks) == names
+    # The cold phase's 503s are the app's; the edge serves its stale copy (200).
+    assert ("cold: edge: no failed response", True) in checks
+
+
+def test_cache_facts_with_the_apps_defaults(drill: ModuleType) -> None:
+    config = '[cache]\nnamespace = "shop"\nttl = 30\nlocal_ttl = 2\n[redis]\nttl = 1\n'
+    assert drill.cache_facts(config, 1000.9) == ("shop:v1:{slow_version}", 1000 - 30 - 30 - 5, 2.5)
+    defaults = drill.cache_facts("[cache]\nkey_version = 3\nstale_while_revalidate = 12.7\n", 1000)
+    assert defaults == ("cachedapp:v3:{slow_version}", 1000 - 60 - 12 - 5, 1.5)
+
+
+# --- execute: preflight, check lines, result line, exit code, restore ----------------------
+
+
+def stack(drill: ModuleType, status: str = "200", hit: bool = True) -> Any:
+    """A Stack whose probes answer as told, and whose "before" phase runs no load."""
+
+    class Fake(drill.Stack):
+        def probe(self) -> tuple[str, str]:
+            return status, "HIT" if hit else "MISS"
+
+        def wait_for_hit(self, seconds: float) -> bool:
+            return hit
+
+        def steady(self, phase: str, seconds: float) -> None:
+            self.phases[phase] = counts(5)
+
+    return Fake(**vars(drill.parse_args(["redis"], {})))
+
+
+def result_line(out: str) -> dict[str, Any]:
+    last = out.splitlines()[-1]
+    assert last.startswith("drill-result: ")
+    return json.loads(last.removeprefix("drill-result: "))
+
+
+@pytest.mark.parametrize(
+    ("checks", "code"),
+    [
+        ([("fine", True), ("  (a note)", None)], 0),
+        ([("fine", True), ("broken", False)], 1),
+    ],
+)
+def test_execute_prints_checks_and_result(
+    drill: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    checks: list[tuple[str, bool | None]],
+    code: int,
+) -> None:
+    def run(s: Any) -> list[tuple[str, bool | None]]:
+        s.phases["kill"] = counts(7)
+        return checks
+
+    assert drill.execute(stack(drill), run) == code
+    out = capsys.readouterr().out
+    assert [line[10:] for line in out.splitlines()[1:-1]] == [
+        "  ok    fine",
+        "  (a note)" if code == 0 else "  FAIL  broken",
+    ]
+    assert result_line(out) == {
+        "drill": "redis",
+        "ok": code == 0,
+        "checks": {name: passed for name, passed in checks if passed is not None},
+        "phases": {"before": counts(5), "kill": counts(7)},  # by name
     }
 
 
@@ -425,36 +398,35 @@ def test_execute_preflight_fails_without_touching_the_stack(
     drill: ModuleType, capsys: pytest.CaptureFixture[str], status: str, hit: bool
 ) -> None:
     ran = []
-    assert drill.execute(FakeStack(drill, status, hit), lambda *_: ran.append(1)) == 1
+    assert drill.execute(stack(drill, status, hit), lambda *_: ran.append(1)) == 1
     assert ran == []
     assert "drill-result" not in capsys.readouterr().out
 
 
-def test_a_failed_step_restores_the_fault_and_exits_1(
-    drill: ModuleType, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "error",
+    [
+        subprocess.CalledProcessError(1, ["docker", "exec"], stderr="no such container\n"),
+        KeyboardInterrupt(),
+    ],
+)
+def test_a_failed_or_interrupted_drill_restores_the_fault(
+    drill: ModuleType, capsys: pytest.CaptureFixture[str], error: BaseException
 ) -> None:
     restored: list[str] = []
 
-    def broken(stack: Any, verdict: Any) -> None:
-        stack.inject("redis-server", lambda: restored.append("redis-server"))
-        stack.inject("unrelated", lambda: restored.append("unrelated"))
-        stack.restore("unrelated")  # the drill's own recovery step: not repeated
-        raise subprocess.CalledProcessError(1, ["docker", "exec"], stderr="no such container\n")
+    def broken(s: Any) -> None:
+        s.inject("redis-server", lambda: restored.append("redis-server"))
+        s.inject("PostgreSQL", lambda: restored.append("PostgreSQL"))
+        s.inject("unrelated", lambda: restored.append("unrelated"))
+        s.restore("unrelated")  # the drill's own recovery step: not repeated
+        raise error
 
-    assert drill.execute(FakeStack(drill), broken) == 1
-    assert restored == ["unrelated", "redis-server"]
-    out = capsys.readouterr().out
-    assert "drill aborted: docker exec: no such container" in out
-    assert "drill-result" not in out
-
-
-def test_an_interrupt_restores_the_fault_too(drill: ModuleType) -> None:
-    restored: list[str] = []
-
-    def interrupted(stack: Any, verdict: Any) -> None:
-        stack.inject("PostgreSQL", lambda: restored.append("PostgreSQL"))
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        drill.execute(FakeStack(drill), interrupted)
-    assert restored == ["PostgreSQL"]
+    if isinstance(error, KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt):
+            drill.execute(stack(drill), broken)
+    else:
+        assert drill.execute(stack(drill), broken) == 1
+        assert "drill aborted: docker exec: no such container" in capsys.readouterr().out
+    assert restored == ["unrelated", "PostgreSQL", "redis-server"]  # last injected first
+    assert "drill-result" not in capsys.readouterr().out
