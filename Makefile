@@ -88,7 +88,7 @@ ara: venv ## ARA web UI over the recorded runs: http://127.0.0.1:8855 (ARA_UI_PO
 
 DRILL ?= redis
 drill: venv ## fault drill on the running local stack: DRILL=redis|postgres|webhost
-	scripts/drill.sh $(DRILL)
+	$(PY) scripts/drill.py $(DRILL)
 
 # The demo stack and the molecule scenarios' stacks (left behind only by an
 # interrupted `molecule test`).

@@ -9,14 +9,20 @@ test_drift makes the clean check, the drifted check and the heal; test_history t
 finds all three made and reads their results. Run on its own, test_history makes
 them itself (the heal before its last assertion). If a session injected the drifts
 and never healed them (a -k selection), the session's end heals them with site.yml.
+
+The test modules import the load loop from scripts/cgc_load.py (shared with
+scripts/drill.py): scripts/ goes on the import path here, before any of them loads.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
-from support import DRIFTS, DriftCheck, Run, inject_and_check, run_drift, run_playbook
+from support import DRIFTS, ROOT, DriftCheck, Run, inject_and_check, run_drift, run_playbook
+
+sys.path.insert(0, str(ROOT / "scripts"))
 
 _healed: list[Run] = []
 

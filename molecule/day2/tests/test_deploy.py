@@ -19,17 +19,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from support import (
-    ROOT,
-    WEB_COUNT,
-    LoadLoop,
-    Run,
-    base_url,
-    container,
-    docker_exec,
-    run_playbook,
-    warm,
-)
+from cgc_load import LoadLoop, warm
+from support import ROOT, WEB_COUNT, Run, base_url, container, docker_exec, run_playbook
 
 DEPLOY = "playbooks/deploy.yml"
 CURRENT = "/opt/cachedapp/current"

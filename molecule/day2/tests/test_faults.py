@@ -1,4 +1,4 @@
-"""Fault drills under load, through scripts/drill.sh (the operators' own drill).
+"""Fault drills under load, through scripts/drill.py (the operators' own drill).
 
 - Redis killed (SIGKILL) under load and kept down: no failed response, the app answers
   BYPASS from the database; started again, caching resumes (HIT).
@@ -17,7 +17,6 @@ loop goes through the edge cache as shipped, and none of its requests may fail e
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -25,7 +24,8 @@ from typing import Any
 
 import pytest
 import requests
-from support import EDGE_BYPASS, ROOT, base_url, container, docker_exec, redis_cli
+from cgc_load import EDGE_BYPASS
+from support import ROOT, base_url, container, docker_exec, redis_cli
 
 # Seconds each fault phase runs under load: with the stack's 5 s slow_version() a
 # BYPASS answer (straight from the database) takes ~5 s, so a few arrive per client.
@@ -33,17 +33,16 @@ HOLD = "12"
 
 
 def drill(mode: str) -> dict[str, Any]:
-    """Run scripts/drill.sh MODE; its drill-result JSON (the output is printed)."""
+    """Run scripts/drill.py MODE; its drill-result JSON (the output is printed)."""
     proc = subprocess.run(
-        [str(ROOT / "scripts" / "drill.sh"), mode, "--hold", HOLD],
+        [sys.executable, str(ROOT / "scripts" / "drill.py"), mode, "--hold", HOLD],
         cwd=ROOT,
-        env={**os.environ, "PYTHON": sys.executable},
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    print(f"\n$ scripts/drill.sh {mode} --hold {HOLD}  (exit {proc.returncode})")
+    print(f"\n$ scripts/drill.py {mode} --hold {HOLD}  (exit {proc.returncode})")
     lines = proc.stdout.splitlines()
     print("\n".join(ln for ln in lines if not ln.startswith("drill-result: ")))
     lines = [ln for ln in lines if ln.startswith("drill-result: ")]

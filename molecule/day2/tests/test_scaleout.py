@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from support import TIMEOUT, WEB_COUNT, LoadLoop, base_url, container, psql, redis_cli, warm
+from cgc_load import TIMEOUT, LoadLoop, warm
+from support import WEB_COUNT, base_url, container, psql, redis_cli
 
 WEB = [f"web-{n}" for n in range(1, WEB_COUNT + 1)]
 # The app's keys (app/src/cachedapp/cache.py): <namespace>:v<key_version>:{<item>}
