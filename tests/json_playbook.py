@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,15 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def run_json_playbook(
-    work: Path, hosts: dict[str, dict[str, Any]], play: str, timeout: float = 300
+    work: Path,
+    hosts: dict[str, dict[str, Any]],
+    play: str,
+    timeout: float = 300,
+    args: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """ansible-playbook PLAY over HOSTS (an inventory written to WORK) with the
     project's ansible.cfg, the JSON stdout callback and only callbacks that print
-    nothing; stdout is the JSON report."""
+    nothing, and ARGS (e.g. --diff); stdout is the JSON report."""
     (work / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     (work / "play.yml").write_text(play)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
@@ -39,7 +44,10 @@ def run_json_playbook(
         "ANSIBLE_NOCOLOR": "1",
     }
     return subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(work / "hosts.yml"), str(work / "play.yml")],
+        [
+            str(VENV_BIN / "ansible-playbook"),
+            *("-i", str(work / "hosts.yml"), str(work / "play.yml"), *args),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

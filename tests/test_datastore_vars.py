@@ -2,9 +2,10 @@
 
 No RedHat-family image can run here, so the data itself is the test subject: every
 supported platform must resolve, the way the roles' preflight does it (first_found over
-``<Distribution>-<major>.yml``, ``<Distribution>.yml``, ``<os_family>.yml``), to a vars
-file that defines every key the role needs, with values consistent with each other and
-with the distribution's real package, service and path names.
+``<Distribution>-<major>.yml``, ``<os_family>-<major>.yml``), to a vars file that
+defines every key the role needs, with values consistent with each other and with the
+distribution's real package, service and path names; any other platform must resolve
+to none (preflight refuses it).
 """
 
 from __future__ import annotations
@@ -30,8 +31,22 @@ PLATFORMS = {
     "debian12": Platform("Debian", "12", "Debian"),
     "centos9": Platform("CentOS", "9", "RedHat"),
     "rocky9": Platform("Rocky", "9", "RedHat"),
+    # Other EL 9 rebuilds take the same data (vars/RedHat-9.yml), as in roles/common.
+    "rhel9": Platform("RedHat", "9", "RedHat"),
+    "alma9": Platform("AlmaLinux", "9", "RedHat"),
     "al2023": Platform("Amazon", "2023", "RedHat"),
 }
+# ... and on platforms the per-distro data does not cover (other majors, Ubuntu,
+# Fedora, Amazon Linux 2).
+UNSUPPORTED = [
+    Platform("Debian", "11", "Debian"),
+    Platform("Debian", "13", "Debian"),
+    Platform("Ubuntu", "24", "Debian"),
+    Platform("CentOS", "8", "RedHat"),
+    Platform("Rocky", "10", "RedHat"),
+    Platform("Fedora", "40", "RedHat"),
+    Platform("Amazon", "2", "RedHat"),
+]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -42,14 +57,22 @@ def role_vars(role: str) -> dict[str, Any]:
     return load(ROLES / role / "vars" / "main.yml")
 
 
+def vars_files(role: str, platform: Platform) -> list[str]:
+    """The file names the role's first_found tries (vars/main.yml's __<role>_vars_files,
+    rendered for the platform's facts)."""
+    facts = {
+        "distribution": platform.distribution,
+        "distribution_major_version": platform.major,
+        "os_family": platform.os_family,
+    }
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    templates = role_vars(role)[f"__{role}_vars_files"]
+    return [env.from_string(t).render(ansible_facts=facts) for t in templates]
+
+
 def resolve(role: str, platform: Platform) -> Path | None:
     """The vars file the role's first_found picks, or None."""
-    candidates = [
-        f"{platform.distribution}-{platform.major}.yml",
-        f"{platform.distribution}.yml",
-        f"{platform.os_family}.yml",
-    ]
-    for name in candidates:
+    for name in vars_files(role, platform):
         path = ROLES / role / "vars" / name
         if path.is_file():
             return path
@@ -66,11 +89,28 @@ def distro_data(role: str, key: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("role", ["postgresql", "redis"])
-def test_supported_platforms_are_the_tested_ones(role: str) -> None:
-    supported = role_vars(role)[f"__{role}_supported_platforms"]
-    listed = {(p.distribution, p.major) for p in PLATFORMS.values()}
-    declared = {(dist, major) for dist, majors in supported.items() for major in majors}
-    assert declared == listed
+def test_vars_files_are_tried_by_distribution_then_family(role: str) -> None:
+    assert vars_files(role, PLATFORMS["rocky9"]) == ["Rocky-9.yml", "RedHat-9.yml"]
+    assert vars_files(role, PLATFORMS["al2023"]) == ["Amazon-2023.yml", "RedHat-2023.yml"]
+
+
+@pytest.mark.parametrize("role", ["postgresql", "redis"])
+@pytest.mark.parametrize("platform", UNSUPPORTED, ids=lambda p: f"{p.distribution}{p.major}")
+def test_other_platforms_resolve_to_no_data(role: str, platform: Platform) -> None:
+    """The vars files are the supported platforms: preflight refuses a host for
+    which first_found finds none."""
+    assert resolve(role, platform) is None
+
+
+@pytest.mark.parametrize("role", ["postgresql", "redis"])
+def test_preflight_loads_the_data_it_checks_for(role: str) -> None:
+    """preflight.yml: validation first, then the refusal of a platform without data,
+    then include_vars of that very file."""
+    tasks = yaml.safe_load((ROLES / role / "tasks" / "preflight.yml").read_text())
+    assert tasks[0]["ansible.builtin.import_tasks"] == "validate.yml"
+    assert tasks[1]["ansible.builtin.assert"]["that"] == f"__{role}_vars_file | length > 0"
+    assert tasks[2]["ansible.builtin.include_vars"]["file"] == f"{{{{ __{role}_vars_file }}}}"
+    assert f"__{role}_vars_files" in role_vars(role)[f"__{role}_vars_file"]
 
 
 @pytest.mark.parametrize("role", ["postgresql", "redis"])
@@ -184,6 +224,8 @@ POSTGRESQL_NAMES = {
     ),
     "centos9": EL_POSTGRESQL,
     "rocky9": EL_POSTGRESQL,
+    "rhel9": EL_POSTGRESQL,
+    "alma9": EL_POSTGRESQL,
     "al2023": EL_POSTGRESQL._replace(package="postgresql15-server", stream=""),
 }  # fmt: skip
 
@@ -339,6 +381,8 @@ REDIS_NAMES = {
     "debian12": EL_REDIS._replace(package="redis-server", service="redis-server", stream=""),
     "centos9": EL_REDIS,
     "rocky9": EL_REDIS,
+    "rhel9": EL_REDIS,
+    "alma9": EL_REDIS,
     "al2023": RedisNames(
         "redis6", "redis6", "/etc/redis6/redis6.conf", "redis6", "redis6-cli", "", "/var/lib/redis6"
     ),

@@ -256,6 +256,50 @@ def test_ip_networks_normalises_and_splits_by_version() -> None:
     assert inputs.ip_networks(clients, 6) == ["fd00::7/128", "fd00:1::/64"]
 
 
+def rich_rule(family: int, source: str, port: int, tail: str = "accept") -> str:
+    return (
+        f'rule family="ipv{family}" source address="{source}"'
+        f' port port="{port}" protocol="tcp" {tail}'
+    )
+
+
+def test_firewalld_rich_rules_one_per_network_ipv4_first() -> None:
+    """As firewall-cmd --list-rich-rules prints them; each network once."""
+    clients = ["fd00::1", "10.0.1.15", "10.0.2.0/24", "10.0.1.15/32", "FD00:0::1"]
+    assert inputs.firewalld_rich_rules(clients, "5433") == [
+        rich_rule(4, "10.0.1.15/32", 5433),
+        rich_rule(4, "10.0.2.0/24", 5433),
+        rich_rule(6, "fd00::1/128", 5433),
+    ]
+    assert inputs.firewalld_rich_rules([], 5432) == []
+
+
+def test_firewalld_stale_rules_are_former_clients_of_this_port_only() -> None:
+    """From the runtime and permanent listings (a registered loop), each once; a
+    client's rule, another port's and another form's (logging) are kept."""
+    listed = {
+        "results": [
+            {"stdout_lines": [
+                rich_rule(4, "10.0.1.15/32", 5433),
+                rich_rule(4, "10.0.3.3/32", 5433),
+                rich_rule(4, "10.0.3.3/32", 6379),
+                rich_rule(4, "10.0.4.4/32", 5433, 'log prefix="pg" accept'),
+            ]},
+            {"stdout_lines": [
+                rich_rule(4, "10.0.3.3/32", 5433),
+                rich_rule(6, "fd00::2/128", 5433),
+            ]},
+        ]
+    }  # fmt: skip
+    assert inputs.firewalld_stale_rules(listed, ["10.0.1.15"], 5433) == [
+        rich_rule(4, "10.0.3.3/32", 5433),
+        rich_rule(6, "fd00::2/128", 5433),
+    ]
+    # Nothing listed (firewalld not running: the listing task was skipped).
+    assert inputs.firewalld_stale_rules({}, ["10.0.1.15"], 5433) == []
+    assert inputs.firewalld_stale_rules({"results": [{"skipped": True}]}, [], 5433) == []
+
+
 def test_the_filters_fail_a_task_with_the_reason() -> None:
     filters = inputs.FilterModule().filters()
     assert filters["redis_bytes"]("2mb") == 2 * 1024**2
@@ -263,6 +307,8 @@ def test_the_filters_fail_a_task_with_the_reason() -> None:
         filters["redis_bytes"]("lots")
     with pytest.raises(AnsibleFilterError, match="Octet 300"):
         filters["ip_networks"](["10.230.80.300"])
+    with pytest.raises(AnsibleFilterError, match="is not a TCP port"):
+        filters["firewalld_rich_rules"](["10.0.0.1"], 70000)
 
 
 # --- options every type takes, and the pattern and url types ---------------------

@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLE = ROOT / "roles" / "postgresql"
-DEBIAN = yaml.safe_load((ROLE / "vars" / "Debian.yml").read_text())
+DEBIAN = yaml.safe_load((ROLE / "vars" / "Debian-12.yml").read_text())
 BIN_DIR = Path(DEBIAN["__postgresql_bin_dir"])
 
 pytestmark = pytest.mark.skipif(

@@ -17,8 +17,9 @@ A type is a name from ``TYPES`` (``name[]`` for a list of them), or a mapping
 with ``type`` and that type's options, e.g. ``{type: int, min: 1, max: 64}``
 or ``{type: cidr, version: 4, prefix: 24}``. Adding a check is one line.
 
-The conversions (``redis_bytes``, ``ip_networks``) turn the same inputs into
-what templates and runtime checks need.
+The conversions (``redis_bytes``, ``ip_networks``, ``firewalld_rich_rules``,
+``firewalld_stale_rules``) turn the same inputs into what templates, tasks and
+runtime checks need.
 """
 
 from __future__ import annotations
@@ -490,6 +491,32 @@ def ip_networks(values: Sequence[str], version: int | None = None) -> list[str]:
     return [str(n) for n in networks if version is None or n.version == int(version)]
 
 
+def _firewalld_tail(port: Any) -> str:
+    return f' port port="{check_port(port)}" protocol="tcp" accept'
+
+
+def firewalld_rich_rules(clients: Sequence[str], port: Any) -> list[str]:
+    """One firewalld rule accepting each client network on TCP ``port``, IPv4 ones
+    first, each network once, written as ``firewall-cmd --list-rich-rules`` prints
+    it (listed rules then compare as strings)."""
+    networks = ip_networks(clients, 4) + ip_networks(clients, 6)
+    rules = [f'rule family="ipv{6 if ":" in n else 4}" source address="{n}"' for n in networks]
+    return list(dict.fromkeys(rule + _firewalld_tail(port) for rule in rules))
+
+
+def firewalld_stale_rules(
+    listed: Mapping[str, Any], clients: Sequence[str], port: Any
+) -> list[str]:
+    """The rules of firewalld_rich_rules' form for ``port`` whose source is no longer
+    a client, each once, from the registered loop over ``firewall-cmd [--permanent]
+    --list-rich-rules`` (``results`` of ``stdout_lines``)."""
+    tail = re.escape(_firewalld_tail(port))
+    own = re.compile(f'rule family="ipv[46]" source address="[^"]+"{tail}')
+    wanted = firewalld_rich_rules(clients, port)
+    lines = [line for r in listed.get("results", []) for line in r.get("stdout_lines", [])]
+    return [line for line in dict.fromkeys(lines) if own.fullmatch(line) and line not in wanted]
+
+
 def _converter(parser: Parser) -> Parser:
     """A parser as a filter: a bad value fails the task with the reason."""
 
@@ -508,6 +535,8 @@ class FilterModule:
 
     def filters(self) -> dict[str, Parser]:
         return {
+            "firewalld_rich_rules": _converter(firewalld_rich_rules),
+            "firewalld_stale_rules": _converter(firewalld_stale_rules),
             "input_errors": input_errors,
             "ip_networks": _converter(ip_networks),
             "nginx_bytes": _converter(nginx_bytes),
