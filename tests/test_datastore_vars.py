@@ -137,30 +137,6 @@ def test_every_vars_file_is_reachable(role: str) -> None:
     assert files == used, f"{role}: vars files no platform loads: {sorted(files - used)}"
 
 
-@pytest.mark.parametrize("role", ["postgresql", "redis"])
-def test_argument_specs_match_defaults(role: str) -> None:
-    """Every documented default is the one defaults/main.yml sets, and vice versa."""
-    defaults = load(ROLES / role / "defaults" / "main.yml")
-    options = load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"][
-        "options"
-    ]
-    undocumented = sorted(set(defaults) - set(options))
-    assert not undocumented, f"{role}: defaults without an argument spec: {undocumented}"
-    for name, spec in options.items():
-        assert name.startswith(f"{role}_"), name
-        if spec.get("required"):
-            assert name not in defaults, f"{role}: required {name} has a default"
-            continue
-        assert name in defaults, f"{role}: optional {name} has no default in defaults/main.yml"
-        if "default" in spec:
-            assert spec["default"] == defaults[name], f"{role}: {name} defaults differ"
-        if "choices" in spec:
-            assert defaults[name] in spec["choices"], name
-    secrets = [n for n in options if n.endswith("_password")]
-    assert secrets
-    assert all(options[n].get("no_log") for n in secrets)
-
-
 # --- postgresql ------------------------------------------------------------------------
 
 
