@@ -174,6 +174,7 @@ NGINX_DERIVED = {
     "__nginx_upstream_scheme": "http",
     "__nginx_edge_cache": True,
     "__nginx_edge_release_conf": "/etc/nginx/edge-release.conf",
+    "__nginx_upstream_conf": "/etc/nginx/cachedapp-upstream.conf",
 }
 
 
@@ -188,7 +189,9 @@ def test_nginx_conf_renders_for_each_platform(platform: str) -> None:
     assert f"user {variables['__nginx_user']};" in conf
     assert f"include {variables['__nginx_modules_include']};" in conf
     assert "server_tokens off;" in conf
-    assert "server unix:/run/cachedapp/gunicorn.sock fail_timeout=0;" in conf
+    assert re.search(r"upstream cachedapp \{\s+include /etc/nginx/cachedapp-upstream.conf;", conf)
+    upstream = render("nginx", "upstream.conf.j2", variables)
+    assert "server unix:/run/cachedapp/gunicorn.sock fail_timeout=0;" in upstream
     assert re.search(r"location / \{\s+proxy_pass http://cachedapp;", conf)
     # gthread workers keep connections: nginx must reuse them (HTTP/1.1, no Connection).
     assert "keepalive 32;" in conf
@@ -287,6 +290,31 @@ def test_role_defaults_are_the_apps_defaults(tmp_path: Path) -> None:
         if value != wanted:
             disagree[f"{section}.{key}"] = (value, wanted)
     assert not disagree, f"role default != app default (role, app): {disagree}"
+
+
+def test_upstream_marks_the_servers_out_of_rotation_down() -> None:
+    """The loadbalancer's rotation: nginx_upstream_down renders `down` on exactly
+    those servers, with the balancer's passive health settings on every line."""
+    servers = ["10.230.82.101:443", "10.230.82.102:443", "10.230.82.103:443"]
+    variables = nginx_variables("Debian-12") | {
+        "nginx_upstream_servers": servers,
+        "nginx_upstream_max_fails": 2,
+        "nginx_upstream_fail_timeout": 10,
+    }
+    lines = [
+        ln
+        for ln in render(
+            "nginx", "upstream.conf.j2", variables | {"nginx_upstream_down": servers[1:2]}
+        ).splitlines()
+        if ln.startswith("server ")
+    ]
+    assert lines == [
+        "server 10.230.82.101:443 max_fails=2 fail_timeout=10;",
+        "server 10.230.82.102:443 max_fails=2 fail_timeout=10 down;",
+        "server 10.230.82.103:443 max_fails=2 fail_timeout=10;",
+    ]
+    back = render("nginx", "upstream.conf.j2", variables | {"nginx_upstream_down": []})
+    assert " down" not in back
 
 
 # --- the edge microcache ----------------------------------------------------------------
@@ -422,10 +450,22 @@ def test_nginx_accepts_the_edge_cache_config(tmp_path: Path) -> None:
     release.write_text(render("nginx", "edge-release.conf.j2", {"nginx_edge_cache_release": "r1"}))
     for cert in ("site.crt", "site.key"):
         (tmp_path / cert).write_text("")
+    # A balancer's upstream with one server out of rotation.
+    servers = ["127.0.0.1:18001", "127.0.0.1:18002"]
+    upstream = tmp_path / "upstream.conf"
+    upstream.write_text(
+        render(
+            "nginx",
+            "upstream.conf.j2",
+            nginx_variables("Debian-12")
+            | {"nginx_upstream_servers": servers, "nginx_upstream_down": servers[:1]},
+        )
+    )
     conf = edge_conf(
         __nginx_tls=False,
         nginx_edge_cache_path=str(tmp_path / "cache"),
         __nginx_edge_release_conf=str(release),
+        __nginx_upstream_conf=str(upstream),
         __nginx_pid_file=str(tmp_path / "nginx.pid"),
         __nginx_log_dir=str(tmp_path),
         __nginx_modules_include=str(tmp_path / "none-*.conf"),

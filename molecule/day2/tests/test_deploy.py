@@ -25,7 +25,9 @@ from support import ROOT, WEB_COUNT, Run, base_url, container, docker_exec, run_
 DEPLOY = "playbooks/deploy.yml"
 CURRENT = "/opt/cachedapp/current"
 RELEASES = "/opt/cachedapp/releases"
-LB_CONF = "/etc/nginx/nginx.conf"
+# The balancer's upstream servers (role nginx, rendered by the loadbalancer's
+# rotation with `down` on the hosts out of rotation).
+LB_UPSTREAM = "/etc/nginx/cachedapp-upstream.conf"
 EDGE_RELEASE_CONF = "/etc/nginx/edge-release.conf"
 WEB = [f"web-{n}" for n in range(1, WEB_COUNT + 1)]  # deploy.yml goes in this order
 
@@ -82,7 +84,9 @@ def state() -> dict[str, tuple[str, str]]:
 
 
 def lb_config() -> str:
-    return docker_exec(container("lb"), "cat", LB_CONF).stdout
+    conf = docker_exec(container("lb"), "cat", LB_UPSTREAM).stdout
+    assert conf.count("server ") == WEB_COUNT, conf
+    return conf
 
 
 def served_by(requests_count: int = 20) -> Counter[str]:
@@ -140,6 +144,43 @@ def repo_release() -> Iterator[str]:
         run, _ = deploy_under_load("restore the repo's app/")
         assert run.rc == 0, run.output[-3000:]
         assert {live_release(m) for m in WEB} == {expected}
+
+
+ROTATION_PLAY = """
+- name: The loadbalancer role's rotation entry point, on its own
+  hosts: {host}
+  become: true
+  gather_facts: false
+  tasks:
+    - name: Take the host out of rotation, or put it back
+      ansible.builtin.include_role:
+        name: loadbalancer
+        tasks_from: rotation
+      vars:
+        loadbalancer_rotation: {rotation}
+"""
+
+
+def test_rotation_marks_only_that_host_down_and_back(tmp_path: Path) -> None:
+    """rotation out: web-1's upstream server (and only it) is `down` on the lb, the
+    others keep serving; rotation in: the balancer is as site.yml leaves it."""
+    before = lb_config()
+    assert " down;" not in before
+    address = docker_exec(container("web-1"), "hostname", "-I").stdout.split()[0]
+    for rotation in ("out", "in"):
+        play = tmp_path / f"rotation-{rotation}.yml"
+        play.write_text(ROTATION_PLAY.format(host=container("web-1"), rotation=rotation))
+        run = run_playbook(str(play))
+        assert run.rc == 0, run.output[-3000:]
+        downs = [ln for ln in lb_config().splitlines() if ln.endswith(" down;")]
+        if rotation == "out":
+            assert len(downs) == 1, downs
+            assert f" {address}:" in downs[0], downs
+            assert set(served_by()) == set(WEB) - {"web-1"}
+        else:
+            assert downs == []
+    assert lb_config() == before
+    assert set(served_by()) == set(WEB)
 
 
 def test_a_batch_as_large_as_the_web_group_is_refused(repo_release: str) -> None:

@@ -26,7 +26,9 @@ def test_front_https_headers_and_redirect() -> None:
 
 
 def test_lb_verifies_the_web_hosts_over_https() -> None:
-    conf = docker_exec(container("lb"), "cat", "/etc/nginx/nginx.conf").stdout
+    conf = docker_exec(
+        container("lb"), "cat", "/etc/nginx/nginx.conf", "/etc/nginx/cachedapp-upstream.conf"
+    ).stdout
     assert "proxy_pass https://cachedapp;" in conf
     assert "proxy_ssl_verify on;" in conf
     assert ":443" in conf
