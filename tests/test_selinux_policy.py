@@ -250,5 +250,4 @@ def test_selinux_option_is_documented() -> None:
     spec = load(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
     assert defaults["app_selinux_manage"] is True
     assert spec["app_selinux_manage"]["type"] == "bool"
-    assert spec["app_selinux_manage"]["default"] is True
     assert "app_selinux_manage" in (ROLE / "README.md").read_text()
