@@ -286,30 +286,33 @@ class Cache:
             time.sleep(delay)
             lk.timings.wait += time.perf_counter() - start
             delay = min(delay * 1.5, _POLL_MAX)
-            try:
-                raw, error = self._redis(lk, lambda c: c.mget(lk.keys.value, lk.keys.error))
-            except RedisUnavailable:
-                return self._bypass(lk)
-            entry = _decode(raw)
-            if self._fresh(entry):
-                return self._hit(lk, entry)
+            read = self._reread(lk)
+            if isinstance(read, Result):
+                return read
+            entry, error = read
             if error is not None:
                 lk.entry = entry or lk.entry
                 return self._stale_or_fail(lk, "the database is unavailable")
+
+    def _reread(self, lk: _Lookup) -> Result | tuple[_Entry | None, bytes | None]:
+        """The value and the database-error marker in one round trip; a Result when
+        that settles it (Redis unusable: BYPASS; a fresh value: HIT)."""
+        try:
+            raw, error = self._redis(lk, lambda c: c.mget(lk.keys.value, lk.keys.error))
+        except RedisUnavailable:
+            return self._bypass(lk)
+        entry = _decode(raw)
+        return self._hit(lk, entry) if self._fresh(entry) else (entry, error)
 
     def _refresh_locked(self, lk: _Lookup, lock: Lock) -> Result:
         try:
             # Read again under the lock: a request that found the key empty may take
             # the lock only after another one refreshed it and let go (a lost race,
             # not a cold key). One round trip also reads the error marker.
-            try:
-                raw, recent_error = self._redis(lk, lambda c: c.mget(lk.keys.value, lk.keys.error))
-            except RedisUnavailable:
-                return self._bypass(lk)
-            entry = _decode(raw)
-            if self._fresh(entry):
-                return self._hit(lk, entry)
-            if recent_error is not None:
+            read = self._reread(lk)
+            if isinstance(read, Result):
+                return read
+            if read[1] is not None:  # a recent database error
                 return self._stale_or_fail(lk, "the database is unavailable (recent error)")
             start = time.perf_counter()
             try:

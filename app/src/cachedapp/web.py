@@ -249,24 +249,10 @@ def _register_routes(app: Flask, svc: Services, answer: Answers) -> None:
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
-        checks: dict[str, dict[str, Any]] = {}
-        start = time.perf_counter()
-        # Public answers say little: a generic reason here, the details in the log.
-        try:
-            svc.db.ping()
-            checks["database"] = {"ok": True}
-        except DatabaseError as exc:
-            log.warning("readyz: database check failed: %s", exc)
-            checks["database"] = {"ok": False, "error": DB_UNAVAILABLE}
-        checks["database"]["ms"] = _ms(time.perf_counter() - start)
-        start = time.perf_counter()
-        try:
-            svc.redis.ping()
-            checks["redis"] = {"ok": True}
-        except RedisUnavailable as exc:
-            log.warning("readyz: cache check failed: %s", exc)
-            checks["redis"] = {"ok": False, "error": CACHE_UNAVAILABLE}
-        checks["redis"]["ms"] = _ms(time.perf_counter() - start)
+        checks = {
+            "database": _probe("database", svc.db.ping, DatabaseError, DB_UNAVAILABLE),
+            "redis": _probe("cache", svc.redis.ping, RedisUnavailable, CACHE_UNAVAILABLE),
+        }
         checks["redis"]["breaker"] = svc.redis.breaker.state
         # Fail-open: without Redis the app still answers (BYPASS), so only the
         # database decides readiness; Redis is reported for the operator.
@@ -277,6 +263,22 @@ def _register_routes(app: Flask, svc: Services, answer: Answers) -> None:
     def metrics_view() -> Response:
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
+
+
+def _probe(
+    what: str, ping: Callable[[], object], errors: type[Exception], public_error: str
+) -> dict[str, Any]:
+    """One /readyz check: ok or not, and how long it took. Public answers say little
+    (a generic reason); the details go to the log."""
+    start = time.perf_counter()
+    try:
+        ping()
+        check: dict[str, Any] = {"ok": True}
+    except errors as exc:
+        log.warning("readyz: %s check failed: %s", what, exc)
+        check = {"ok": False, "error": public_error}
+    check["ms"] = _ms(time.perf_counter() - start)
+    return check
 
 
 ErrorResponse = tuple[Response | str, int, dict[str, str]]
