@@ -90,8 +90,12 @@ def distro_data(role: str, key: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("role", ["postgresql", "redis"])
 def test_vars_files_are_tried_by_distribution_then_family(role: str) -> None:
-    assert vars_files(role, PLATFORMS["rocky9"]) == ["Rocky-9.yml", "RedHat-9.yml"]
-    assert vars_files(role, PLATFORMS["al2023"]) == ["Amazon-2023.yml", "RedHat-2023.yml"]
+    assert vars_files(role, PLATFORMS["rocky9"]) == ["Rocky-9.yml", "RedHat-9.yml", "RedHat.yml"]
+    assert vars_files(role, PLATFORMS["al2023"]) == [
+        "Amazon-2023.yml",
+        "RedHat-2023.yml",
+        "RedHat.yml",
+    ]
 
 
 @pytest.mark.parametrize("role", ["postgresql", "redis"])

@@ -122,7 +122,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         RENDER_PLAYBOOK.format(
             defaults=ROLE / "defaults/main.yml",
             vars_main=ROLE / "vars/main.yml",
-            vars_debian=ROLE / "vars/Debian.yml",
+            vars_debian=ROLE / "vars/Debian-12.yml",
             templates=ROLE / "templates",
             out=out,
         )

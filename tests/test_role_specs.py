@@ -5,6 +5,7 @@ role's prefix; a secret's argument is never logged."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,26 @@ def test_defaults_and_spec_name_the_same_variables(role: str) -> None:
             values = defaults[name] if spec.get("type") == "list" else [defaults[name]]
             wrong = [v for v in values if v not in spec["choices"]]
             assert not wrong, f"{role}: {name}'s default {wrong} not among the choices"
+
+
+# Every role's per-distro data: the most specific file first.
+VARS_FILES = [
+    "{{ ansible_facts['distribution'] | default('?') }}-"
+    "{{ ansible_facts['distribution_major_version'] | default('?') }}.yml",
+    "{{ ansible_facts['os_family'] | default('?') }}-"
+    "{{ ansible_facts['distribution_major_version'] | default('?') }}.yml",
+    "{{ ansible_facts['os_family'] | default('?') }}.yml",
+]
+# common picks its file by common_platform (an argument, from the same facts by
+# default); local_infra's vars files are container images, not the host's OS.
+OWN_SCHEME = {"common", "local_infra"}
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_one_lookup_of_per_distro_data(role: str) -> None:
+    files = sorted(p.name for p in (ROLES / role / "vars").glob("*.yml") if p.name != "main.yml")
+    if role in OWN_SCHEME or not files:
+        return
+    internal = load(ROLES / role / "vars" / "main.yml")
+    assert internal[f"__{role}_vars_files"] == VARS_FILES
+    assert all(re.fullmatch(r"[A-Z][A-Za-z]*(-\d+)?\.yml", name) for name in files), files

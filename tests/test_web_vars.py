@@ -51,9 +51,14 @@ def common_vars(platform: str) -> dict[str, Any]:
 
 
 def first_found_vars(role: str, platform: str) -> dict[str, Any]:
-    """app, nginx: the first of <Distribution>-<major>.yml, <os_family>.yml."""
+    """app, nginx: the first of <Distribution>-<major>.yml, <os_family>-<major>.yml,
+    <os_family>.yml (every role's lookup, tests/test_role_specs.py)."""
     facts = FACTS[platform]
-    for name in (f"{facts['distribution']}-{facts['major']}.yml", f"{facts['os_family']}.yml"):
+    for name in (
+        f"{facts['distribution']}-{facts['major']}.yml",
+        f"{facts['os_family']}-{facts['major']}.yml",
+        f"{facts['os_family']}.yml",
+    ):
         path = ROLES / role / "vars" / name
         if path.is_file():
             return load(path)
