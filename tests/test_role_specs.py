@@ -74,4 +74,14 @@ def test_one_lookup_of_per_distro_data(role: str) -> None:
         return
     internal = load(ROLES / role / "vars" / "main.yml")
     assert internal[f"__{role}_vars_files"] == VARS_FILES
+    # Every load of the data goes through the same filter (plugins/filter/per_distro.py).
+    wanted = f"{{{{ __{role}_vars_files | per_distro_vars_file(role_path ~ '/vars', '{role}') }}}}"
+    loads = [
+        task["ansible.builtin.include_vars"]["file"]
+        for path in (ROLES / role / "tasks").glob("*.yml")
+        for task in load(path) or []
+        if "ansible.builtin.include_vars" in task
+    ]
+    assert loads, f"{role}: per-distro vars files, but no task loads them"
+    assert set(loads) == {wanted}, loads
     assert all(re.fullmatch(r"[A-Z][A-Za-z]*(-\d+)?\.yml", name) for name in files), files
