@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from aws_support import ansible_playbook
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -43,15 +44,11 @@ def run_json_playbook(
         "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    return subprocess.run(
-        [
-            str(VENV_BIN / "ansible-playbook"),
-            *("-i", str(work / "hosts.yml"), str(work / "play.yml"), *args),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=timeout,
+    return ansible_playbook(
+        env,
+        "-i",
+        str(work / "hosts.yml"),
+        str(work / "play.yml"),
+        *args,
+        timeout=int(timeout),
     )
