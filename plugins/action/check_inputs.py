@@ -45,10 +45,11 @@ class ActionModule(ActionBase):
         errors = list(filter_loader.get("input_errors").j2_function(inputs, values))
         for message, holds in args["rules"].items():
             if not isinstance(holds, bool):
-                raise AnsibleActionFail(f"check_inputs: rule {message!r} is not a boolean: {holds!r}")
+                raise AnsibleActionFail(f"check_inputs: rule {message!r} is not a boolean")
             if not holds:
                 errors.append(message)
         if errors:
             raise AnsibleActionFail(f"{args['role']} role: invalid input: {'; '.join(errors)}")
-        result.update(changed=False, msg=f"{len(inputs)} inputs and {len(args['rules'])} rules hold")
+        rules = args["rules"]
+        result.update(changed=False, msg=f"{len(inputs)} inputs, {len(rules)} rules: all hold")
         return result
