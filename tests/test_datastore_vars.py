@@ -251,33 +251,6 @@ def test_module_stream_names_the_servers_module(role: str, key: str) -> None:
         assert major == d["__postgresql_version"]
 
 
-@pytest.mark.parametrize("role", ["postgresql", "redis"])
-def test_stream_tasks_run_only_where_the_data_names_a_stream(role: str) -> None:
-    """install.yml: the rpm probe, the refusal and `dnf module enable` all need a stream,
-    come before the package installation, and the enable runs only for a server that
-    is not installed yet (a wrongly sourced one is refused, never switched)."""
-    tasks = yaml.safe_load((ROLES / role / "tasks" / "install.yml").read_text())
-    names = [t["name"] for t in tasks]
-    install = next(i for i, t in enumerate(tasks) if "ansible.builtin.include_role" in t)
-    stream_tasks = [t for t in tasks[:install] if "(EL9)" in t["name"]]
-    assert len(stream_tasks) == 3, names
-    guard = f"__{role}_module_stream | length > 0"
-    for task in stream_tasks:
-        when = task["when"] if isinstance(task["when"], list) else [task["when"]]
-        assert guard in when, task["name"]
-    probe, refuse, enable = stream_tasks
-    assert probe["ansible.builtin.command"]["argv"][:4] == [
-        "rpm", "-q", "--queryformat", "%{MODULARITYLABEL}",
-    ]  # fmt: skip
-    assert probe["check_mode"] is False
-    assert probe["changed_when"] is False
-    assert f"__{role}_stream_probe['rc'] == 0" in refuse["when"]
-    assert enable["ansible.builtin.command"]["argv"] == [
-        "dnf", "-y", "module", "enable", f"{{{{ __{role}_module_stream }}}}",
-    ]  # fmt: skip
-    assert f"__{role}_stream_probe['rc'] != 0" in enable["when"]
-
-
 def render_postgresql_conf(d: dict[str, Any], port: int = 5432) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ROLES / "postgresql" / "templates"),
