@@ -77,33 +77,37 @@ class ActionModule(ActionBase):
                 "clients": {"type": "list", "elements": "str", "default": []},
             }
         )
-        for name in ("port", "firewalld_mode", "firewalld_zone"):
-            args[name] = self._templar.resolve_variable_expression(f"{args['role']}_{name}")
-        args["mode"], args["zone"] = args.pop("firewalld_mode"), args.pop("firewalld_zone")
-        if args["mode"] == "disabled":
+        role, clients = args["role"], args["clients"]
+        port, mode, zone = (
+            self._templar.resolve_variable_expression(f"{role}_{name}")
+            for name in ("port", "firewalld_mode", "firewalld_zone")
+        )
+        if mode == "disabled":
             return {**result, "changed": False, "skipped": True, "msg": "firewalld mode disabled"}
         state = self._firewall_cmd("--state")
         if state["rc"] != 0:
-            if args["mode"] == "required":
-                raise AnsibleActionFail(not_running(args["role"], state))
+            if mode == "required":
+                raise AnsibleActionFail(not_running(role, state))
             return {**result, "changed": False, "skipped": True, "msg": "firewalld does not run"}
 
         listed = []
         for extra in LISTINGS:
-            listing = self._firewall_cmd(*scope(args["zone"]), *extra, "--list-rich-rules")
+            listing = self._firewall_cmd(*scope(zone), *extra, "--list-rich-rules")
             if listing["rc"] != 0:
                 raise AnsibleActionFail(f"firewall-cmd --list-rich-rules: {listing['stderr']}")
             listed.append(listing)
-        port, clients = args["port"], args["clients"]
         rules = filter_loader.get("firewalld_rich_rules").j2_function(clients, port)
         stale = filter_loader.get("firewalld_stale_rules").j2_function(
             {"results": listed}, clients, port
         )
         changed = False
-        for call in changes(rules, stale, port, args["zone"]):
-            done = self._execute_module("ansible.posix.firewalld", call, task_vars=task_vars)
-            if done.get("failed"):
-                raise AnsibleActionFail(f"firewalld {call}: {done.get('msg', done)}")
-            changed = changed or bool(done.get("changed"))
+        try:
+            for call in changes(rules, stale, port, zone):
+                done = self._execute_module("ansible.posix.firewalld", call, task_vars=task_vars)
+                if done.get("failed"):
+                    raise AnsibleActionFail(f"firewalld {call}: {done.get('msg', done)}")
+                changed = changed or bool(done.get("changed"))
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
         result.update(changed=changed, rules=rules, removed=stale)
         return result
