@@ -3,9 +3,10 @@
 No RedHat-family image can run here, so the data itself is the test subject: every
 supported platform must resolve, the way the roles' preflight does it (first_found over
 ``<Distribution>-<major>.yml``, ``<os_family>-<major>.yml``), to a vars file that
-defines every key the role needs, with values consistent with each other and with the
-distribution's real package, service and path names; any other platform must resolve
-to none (preflight refuses it).
+names what the role needs from it; with the defaults of vars/main.yml it overrides,
+every value must be consistent with the others and with the distribution's real
+package, service and path names. Any other platform must resolve to none (preflight
+refuses it).
 """
 
 from __future__ import annotations
@@ -80,9 +81,41 @@ def resolve(role: str, platform: Platform) -> Path | None:
 
 
 def distro_data(role: str, key: str) -> dict[str, Any]:
+    """The role's per-distro values on a platform: its vars file over the defaults of
+    vars/main.yml (include_vars wins over role vars), templates rendered."""
     path = resolve(role, PLATFORMS[key])
     assert path is not None, f"{role}: no vars file for {PLATFORMS[key]}"
-    return load(path)
+    data = {**role_vars(role), **load(path)}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+    def render(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: render(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [render(v) for v in value]
+        if isinstance(value, str) and "{{" in value:
+            return render(env.from_string(value).render(data))
+        return value
+
+    return {name: render(data[name]) for name in DISTRO_KEYS[role]}
+
+
+# Every per-distro value a role reads (vars/main.yml defaults the ones a vars file
+# may leave out).
+DISTRO_KEYS = {
+    "postgresql": [
+        "__postgresql_version", "__postgresql_module_stream", "__postgresql_packages",
+        "__postgresql_service", "__postgresql_boot_service", "__postgresql_bin_dir",
+        "__postgresql_data_dir", "__postgresql_config_dir", "__postgresql_initdb_command",
+        "__postgresql_layout_settings",
+    ],
+    "redis": [
+        "__redis_name", "__redis_packages", "__redis_module_stream", "__redis_service",
+        "__redis_user", "__redis_group", "__redis_config_file", "__redis_acl_file",
+        "__redis_data_dir", "__redis_pidfile", "__redis_server_bin", "__redis_cli_bin",
+        "__redis_nft_bin", "__redis_firewall_packages",
+    ],
+}  # fmt: skip
 
 
 # --- shared checks for both roles ----------------------------------------------------
@@ -120,13 +153,18 @@ def test_preflight_loads_the_data_it_checks_for(role: str) -> None:
 @pytest.mark.parametrize("role", ["postgresql", "redis"])
 @pytest.mark.parametrize("key", sorted(PLATFORMS))
 def test_each_platform_resolves_to_complete_data(role: str, key: str) -> None:
-    data = distro_data(role, key)
+    own = load(resolve(role, PLATFORMS[key]) or Path("/nonexistent"))
     required = role_vars(role)[f"__{role}_distro_keys"]
-    missing = [name for name in required if name not in data]
+    missing = [name for name in required if name not in own]
     assert not missing, f"{role} on {key}: missing {missing}"
-    unexpected = sorted(set(data) - set(required))
+    unexpected = sorted(set(own) - set(DISTRO_KEYS[role]))
     assert not unexpected, f"{role} on {key}: keys no task reads {unexpected}"
-    for name in required:
+    defaulted = set(DISTRO_KEYS[role]) - set(required)
+    assert defaulted <= set(role_vars(role)), (
+        f"{role}: no default for {defaulted - set(role_vars(role))}"
+    )
+    data = distro_data(role, key)
+    for name in DISTRO_KEYS[role]:
         value = data[name]
         assert value is not None, f"{role} on {key}: {name} is empty"
         if isinstance(value, list) and name.endswith("_packages"):
@@ -251,40 +289,13 @@ def test_module_stream_names_the_servers_module(role: str, key: str) -> None:
         assert major == d["__postgresql_version"]
 
 
-@pytest.mark.parametrize("role", ["postgresql", "redis"])
-def test_stream_tasks_run_only_where_the_data_names_a_stream(role: str) -> None:
-    """install.yml: the rpm probe, the refusal and `dnf module enable` all need a stream,
-    come before the package installation, and the enable runs only for a server that
-    is not installed yet (a wrongly sourced one is refused, never switched)."""
-    tasks = yaml.safe_load((ROLES / role / "tasks" / "install.yml").read_text())
-    names = [t["name"] for t in tasks]
-    install = next(i for i, t in enumerate(tasks) if "ansible.builtin.include_role" in t)
-    stream_tasks = [t for t in tasks[:install] if "(EL9)" in t["name"]]
-    assert len(stream_tasks) == 3, names
-    guard = f"__{role}_module_stream | length > 0"
-    for task in stream_tasks:
-        when = task["when"] if isinstance(task["when"], list) else [task["when"]]
-        assert guard in when, task["name"]
-    probe, refuse, enable = stream_tasks
-    assert probe["ansible.builtin.command"]["argv"][:4] == [
-        "rpm", "-q", "--queryformat", "%{MODULARITYLABEL}",
-    ]  # fmt: skip
-    assert probe["check_mode"] is False
-    assert probe["changed_when"] is False
-    assert f"__{role}_stream_probe['rc'] == 0" in refuse["when"]
-    assert enable["ansible.builtin.command"]["argv"] == [
-        "dnf", "-y", "module", "enable", f"{{{{ __{role}_module_stream }}}}",
-    ]  # fmt: skip
-    assert f"__{role}_stream_probe['rc'] != 0" in enable["when"]
-
-
 def render_postgresql_conf(d: dict[str, Any], port: int = 5432) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ROLES / "postgresql" / "templates"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,  # as Ansible's template module
     )
-    context = {**d, **role_vars("postgresql"), "postgresql_port": port, "ansible_managed": "x"}
+    context = {**role_vars("postgresql"), **d, "postgresql_port": port, "ansible_managed": "x"}
     return env.get_template("postgresql.conf.j2").render(context)
 
 
