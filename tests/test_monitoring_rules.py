@@ -571,3 +571,73 @@ def test_bad_inputs_are_refused_by_name(tmp_path: Path) -> None:
     ):
         assert name in message, name
     assert "monitoring_retention" not in message
+
+
+def test_exporters_switched_off_need_no_address_nor_password(tmp_path: Path) -> None:
+    values = {
+        **RULE_VARS,
+        "monitoring_redis_enabled": False,
+        "monitoring_postgres_enabled": False,
+        "monitoring_redis_address": "",
+        "monitoring_postgres_host": "",
+    }
+    del values["monitoring_redis_password"], values["monitoring_postgres_password"]
+    proc = validate(tmp_path, values)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    values["monitoring_redis_enabled"] = True
+    proc = validate(tmp_path, values)
+    assert proc.returncode != 0
+    message = proc.stdout[proc.stdout.index("monitoring role: invalid input:") :]
+    assert "monitoring_redis_address" in message
+    assert "monitoring_redis_password must be set" in message
+    assert "monitoring_postgres" not in message.splitlines()[0]
+
+
+WEB_PLAYBOOK = """
+- name: The monitoring role's web entry point, exporters off (checks only)
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Web
+      ansible.builtin.include_role:
+        name: monitoring
+        tasks_from: web
+"""
+
+
+def test_the_web_entry_point_refuses_bad_inputs_by_name(tmp_path: Path) -> None:
+    playbook = tmp_path / "web.yml"
+    playbook.write_text(WEB_PLAYBOOK)
+    extra = {
+        "ansible_python_interpreter": sys.executable,
+        "monitoring_web_log_metrics": False,
+        "monitoring_nginx_exporter_enabled": False,
+    }
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+
+    def web(values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+             "-e", json.dumps({**extra, **values})],
+            capture_output=True, text=True, cwd=REPO, env=env, check=False,
+        )  # fmt: skip
+
+    good = web({})
+    assert good.returncode == 0, good.stdout[-3000:]
+    bad = web(
+        {
+            "monitoring_mtail_port": 0,
+            "monitoring_web_access_logs": ["/var/log/nginx/access.log", "relative.log", "/a b"],
+            "monitoring_nginx_stub_status_url": "ftp://127.0.0.1/stub_status",
+        }
+    )
+    assert bad.returncode != 0
+    message = bad.stdout[bad.stdout.index("monitoring role: invalid input:") :].splitlines()[0]
+    for name in (
+        "monitoring_mtail_port",
+        "monitoring_web_access_logs[1]",
+        "monitoring_web_access_logs[2]",
+        "monitoring_nginx_stub_status_url",
+    ):
+        assert name in message, name
+    assert "monitoring_web_access_logs[0]" not in message
