@@ -114,9 +114,8 @@ def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("monitoring")
+def render(out: Path, values: dict[str, Any]) -> Path:
+    """The role's Prometheus files and drift verdicts, rendered into ``out``."""
     playbook = out / "render.yml"
     playbook.write_text(
         RENDER_PLAYBOOK.format(
@@ -128,7 +127,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     )
     extra = {
-        **RULE_VARS,
+        **values,
         "ansible_python_interpreter": sys.executable,
         "drift_cases": DRIFT_CASES,
         "monitoring_drift_report_file": "/x/latest.json",
@@ -143,6 +142,11 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(tmp_path_factory.mktemp("monitoring"), RULE_VARS)
 
 
 def test_promtool_accepts_the_rules_and_the_configuration(rendered: Path) -> None:
@@ -243,6 +247,31 @@ def test_every_web_host_and_exporter_is_scraped(rendered: Path) -> None:
     app = [(s["labels"]["host"], s["targets"]) for s in jobs["cachedapp"]["static_configs"]]
     assert app == [("cgc-web-1", ["10.230.80.101:80"]), ("cgc-web-2", ["10.230.80.102:80"])]
     assert jobs["redis"]["static_configs"][0]["labels"]["host"] == "10.230.80.11"
+    assert jobs["node"]["static_configs"] == [
+        {"targets": ["127.0.0.1:9100"], "labels": {"host": "localhost"}}
+    ]
+
+
+def test_only_the_switched_on_jobs_are_scraped(tmp_path: Path) -> None:
+    out = render(
+        tmp_path,
+        {
+            **RULE_VARS,
+            "monitoring_web_targets": [],
+            "monitoring_web_log_metrics": False,
+            "monitoring_nginx_exporter_enabled": True,
+            "monitoring_redis_enabled": False,
+            "monitoring_scrape_timeout": "5s",
+        },
+    )
+    check = run(promtool(), "check", "config", str(out / "prometheus.yml"))
+    assert check.returncode == 0, check.stdout + check.stderr
+    config = yaml.safe_load((out / "prometheus.yml").read_text())
+    assert config["global"]["scrape_timeout"] == "5s"
+    jobs = {job["job_name"]: job["static_configs"] for job in config["scrape_configs"]}
+    assert set(jobs) == {"prometheus", "node", "postgres", "cachedapp", "nginx"}
+    assert jobs["cachedapp"] == jobs["nginx"] == []
+    assert jobs["postgres"] == [{"targets": ["127.0.0.1:9187"], "labels": {"host": "10.230.80.10"}}]
 
 
 # Alert tests: series sampled every minute; `for: 1m`, rates over 5m.
