@@ -88,9 +88,9 @@ RENDER_PLAYBOOK = """
       loop:
         - {{src: cachedapp.rules.yml.j2, dest: rules.yml}}
         - {{src: prometheus.yml.j2, dest: prometheus.yml}}
-    - name: Drift verdicts
-      ansible.builtin.template:
-        src: "{templates}/drift.prom.j2"
+    - name: Drift verdicts, as the role's task writes them
+      ansible.builtin.copy:
+        content: "{drift_content}"
         dest: "{out}/drift-{{{{ item.key }}}}.prom"
         mode: "0644"
       loop: "{{{{ drift_cases | dict2items }}}}"
@@ -98,6 +98,14 @@ RENDER_PLAYBOOK = """
         __monitoring_drift_report: "{{{{ item.value }}}}"
         __monitoring_drift_stat: {{stat: {{exists: true, mtime: 1795902000}}}}
 """
+
+
+# The content expression of the role's task that publishes the verdict.
+DRIFT_CONTENT = next(
+    task["ansible.builtin.copy"]["content"]
+    for task in yaml.safe_load((ROLE / "tasks/drift_report.yml").read_text())
+    if "ansible.builtin.copy" in task
+)
 
 
 def promtool() -> str:
@@ -124,6 +132,7 @@ def render(out: Path, values: dict[str, Any]) -> Path:
             vars_debian=ROLE / "vars/Debian-12.yml",
             templates=ROLE / "templates",
             out=out,
+            drift_content=DRIFT_CONTENT.strip(),
         )
     )
     extra = {
