@@ -36,6 +36,9 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 ROLE = REPO / "roles" / "monitoring"
 BIN = Path(sys.executable).parent
+# The project's ansible.cfg, but facts cached in memory only: the few facts these
+# runs gather for localhost must not stand in for another test's full set.
+ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_CACHE_PLUGIN": "memory"}
 
 # Values the rules are rendered with (the rule tests below count in these units).
 RULE_VARS = {
@@ -88,9 +91,9 @@ RENDER_PLAYBOOK = """
       loop:
         - {{src: cachedapp.rules.yml.j2, dest: rules.yml}}
         - {{src: prometheus.yml.j2, dest: prometheus.yml}}
-    - name: Drift verdicts
-      ansible.builtin.template:
-        src: "{templates}/drift.prom.j2"
+    - name: Drift verdicts, as the role's task writes them
+      ansible.builtin.copy:
+        content: "{drift_content}"
         dest: "{out}/drift-{{{{ item.key }}}}.prom"
         mode: "0644"
       loop: "{{{{ drift_cases | dict2items }}}}"
@@ -98,6 +101,14 @@ RENDER_PLAYBOOK = """
         __monitoring_drift_report: "{{{{ item.value }}}}"
         __monitoring_drift_stat: {{stat: {{exists: true, mtime: 1795902000}}}}
 """
+
+
+# The content expression of the role's task that publishes the verdict.
+DRIFT_CONTENT = next(
+    task["ansible.builtin.copy"]["content"]
+    for task in yaml.safe_load((ROLE / "tasks/drift_report.yml").read_text())
+    if "ansible.builtin.copy" in task
+)
 
 
 def promtool() -> str:
@@ -114,9 +125,8 @@ def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("monitoring")
+def render(out: Path, values: dict[str, Any]) -> Path:
+    """The role's Prometheus files and drift verdicts, rendered into ``out``."""
     playbook = out / "render.yml"
     playbook.write_text(
         RENDER_PLAYBOOK.format(
@@ -125,24 +135,29 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
             vars_debian=ROLE / "vars/Debian-12.yml",
             templates=ROLE / "templates",
             out=out,
+            drift_content=DRIFT_CONTENT.strip(),
         )
     )
     extra = {
-        **RULE_VARS,
+        **values,
         "ansible_python_interpreter": sys.executable,
         "drift_cases": DRIFT_CASES,
         "monitoring_drift_report_file": "/x/latest.json",
         # promtool resolves the rule file the configuration names.
         "__monitoring_rules_file": str(out / "rules.yml"),
     }
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     proc = subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
          "-e", json.dumps(extra)],
-        capture_output=True, text=True, cwd=REPO, env=env, check=False,
+        capture_output=True, text=True, cwd=REPO, env=ENV, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(tmp_path_factory.mktemp("monitoring"), RULE_VARS)
 
 
 def test_promtool_accepts_the_rules_and_the_configuration(rendered: Path) -> None:
@@ -243,6 +258,31 @@ def test_every_web_host_and_exporter_is_scraped(rendered: Path) -> None:
     app = [(s["labels"]["host"], s["targets"]) for s in jobs["cachedapp"]["static_configs"]]
     assert app == [("cgc-web-1", ["10.230.80.101:80"]), ("cgc-web-2", ["10.230.80.102:80"])]
     assert jobs["redis"]["static_configs"][0]["labels"]["host"] == "10.230.80.11"
+    assert jobs["node"]["static_configs"] == [
+        {"targets": ["127.0.0.1:9100"], "labels": {"host": "localhost"}}
+    ]
+
+
+def test_only_the_switched_on_jobs_are_scraped(tmp_path: Path) -> None:
+    out = render(
+        tmp_path,
+        {
+            **RULE_VARS,
+            "monitoring_web_targets": [],
+            "monitoring_web_log_metrics": False,
+            "monitoring_nginx_exporter_enabled": True,
+            "monitoring_redis_enabled": False,
+            "monitoring_scrape_timeout": "5s",
+        },
+    )
+    check = run(promtool(), "check", "config", str(out / "prometheus.yml"))
+    assert check.returncode == 0, check.stdout + check.stderr
+    config = yaml.safe_load((out / "prometheus.yml").read_text())
+    assert config["global"]["scrape_timeout"] == "5s"
+    jobs = {job["job_name"]: job["static_configs"] for job in config["scrape_configs"]}
+    assert set(jobs) == {"prometheus", "node", "postgres", "cachedapp", "nginx"}
+    assert jobs["cachedapp"] == jobs["nginx"] == []
+    assert jobs["postgres"] == [{"targets": ["127.0.0.1:9187"], "labels": {"host": "10.230.80.10"}}]
 
 
 # Alert tests: series sampled every minute; `for: 1m`, rates over 5m.
@@ -535,11 +575,10 @@ def validate(tmp_path: Path, values: dict[str, Any]) -> subprocess.CompletedProc
     playbook = tmp_path / "validate.yml"
     playbook.write_text(VALIDATE_PLAYBOOK)
     extra = {**values, "ansible_python_interpreter": sys.executable}
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     return subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
          "-e", json.dumps(extra)],
-        capture_output=True, text=True, cwd=REPO, env=env, check=False,
+        capture_output=True, text=True, cwd=REPO, env=ENV, check=False,
     )  # fmt: skip
 
 
@@ -571,3 +610,72 @@ def test_bad_inputs_are_refused_by_name(tmp_path: Path) -> None:
     ):
         assert name in message, name
     assert "monitoring_retention" not in message
+
+
+def test_exporters_switched_off_need_no_address_nor_password(tmp_path: Path) -> None:
+    values = {
+        **RULE_VARS,
+        "monitoring_redis_enabled": False,
+        "monitoring_postgres_enabled": False,
+        "monitoring_redis_address": "",
+        "monitoring_postgres_host": "",
+    }
+    del values["monitoring_redis_password"], values["monitoring_postgres_password"]
+    proc = validate(tmp_path, values)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    values["monitoring_redis_enabled"] = True
+    proc = validate(tmp_path, values)
+    assert proc.returncode != 0
+    message = proc.stdout[proc.stdout.index("monitoring role: invalid input:") :]
+    assert "monitoring_redis_address" in message
+    assert "monitoring_redis_password must be set" in message
+    assert "monitoring_postgres" not in message.splitlines()[0]
+
+
+WEB_PLAYBOOK = """
+- name: The monitoring role's web entry point, exporters off (checks only)
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Web
+      ansible.builtin.include_role:
+        name: monitoring
+        tasks_from: web
+"""
+
+
+def test_the_web_entry_point_refuses_bad_inputs_by_name(tmp_path: Path) -> None:
+    playbook = tmp_path / "web.yml"
+    playbook.write_text(WEB_PLAYBOOK)
+    extra = {
+        "ansible_python_interpreter": sys.executable,
+        "monitoring_web_log_metrics": False,
+        "monitoring_nginx_exporter_enabled": False,
+    }
+
+    def web(values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+             "-e", json.dumps({**extra, **values})],
+            capture_output=True, text=True, cwd=REPO, env=ENV, check=False,
+        )  # fmt: skip
+
+    good = web({})
+    assert good.returncode == 0, good.stdout[-3000:]
+    bad = web(
+        {
+            "monitoring_mtail_port": 0,
+            "monitoring_web_access_logs": ["/var/log/nginx/access.log", "relative.log", "/a b"],
+            "monitoring_nginx_stub_status_url": "ftp://127.0.0.1/stub_status",
+        }
+    )
+    assert bad.returncode != 0
+    message = bad.stdout[bad.stdout.index("monitoring role: invalid input:") :].splitlines()[0]
+    for name in (
+        "monitoring_mtail_port",
+        "monitoring_web_access_logs[1]",
+        "monitoring_web_access_logs[2]",
+        "monitoring_nginx_stub_status_url",
+    ):
+        assert name in message, name
+    assert "monitoring_web_access_logs[0]" not in message
