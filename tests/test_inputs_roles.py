@@ -31,7 +31,7 @@ PLAY = """
     - name: Gather the facts the validation reads (the others read none)
       ansible.builtin.setup:
         gather_subset: ["!all", "!min", distribution, network]
-      when: cgc_tasks == 'preflight' or cgc_role == 'common'
+      when: cgc_tasks == 'preflight' or cgc_role in ['common', 'app']
 
     # One include per entry point: Ansible runs a role's include once for
     # every host that includes that role in a task, whatever its tasks_from.
@@ -142,17 +142,45 @@ CASES |= {
         "app",
         "validate",
         {
-            "app_db_host": "10.230.80.300",
-            "app_db_port": 70000,
-            "app_redis_url": f"http://app:{SECRET}@cache:6379/0",
             "app_db_ca_bundle": "http://truststore.example/global-bundle.pem",
+            "app_keep_releases": 1,
+            "app_db_query_timeout": 3,
         },
         [
-            "app_db_host: '10.230.80.300' ",
-            "app_db_port: 70000 ",
-            "app_redis_url: 'http://***@cache:6379/0' ",
             "app_db_ca_bundle: 'http://truststore.example/global-bundle.pem' ",
+            "app_keep_releases: 1 ",
+            "app_db_query_timeout: 3 ",
         ],
+    ),
+    # The app's settings: the config the host would get, by the app's own checker.
+    "app_settings": Case(
+        "app",
+        "validate",
+        {
+            "app_db_host": "10.230.80.300",
+            "app_db_port": 70000,
+            "app_cache_ttl": -1,
+            "app_cache_namespace": "a{b}",
+        },
+        [
+            "app_db_host: must be a host name, an IP address or a socket directory, "
+            "got '10.230.80.300'",
+            "app_db_port: must be between 1 and 65535, got 70000",
+            "app_cache_ttl: must be > 0, got -1.0",
+            "app_cache_namespace: must be non-empty letters",
+        ],
+    ),
+    "app_redis_url": Case(
+        "app",
+        "validate",
+        {"app_redis_url": f"http://app:{SECRET}@cache:6379/0"},
+        ["app_redis_url: scheme must be redis:// or rediss:// (TLS)"],
+    ),
+    "app_cross_check": Case(
+        "app",
+        "validate",
+        {"app_cache_lock_timeout": 10},
+        ["app_cache_lock_timeout: must be >= app_db_query_timeout"],
     ),
     "loadbalancer": Case(
         "loadbalancer",

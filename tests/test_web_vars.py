@@ -22,6 +22,8 @@ from typing import Any
 import jinja2
 import pytest
 import yaml
+from cachedapp import config
+from cachedapp.cli import ROLE_EXCEPTIONS, ROLE_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = ROOT / "roles"
@@ -257,7 +259,6 @@ def test_unit_renders_for_each_platform(platform: str) -> None:
 
 def test_config_template_is_what_the_app_accepts(tmp_path: Path) -> None:
     """Rendered with the role's defaults, the app's own loader accepts the file."""
-    config = pytest.importorskip("cachedapp.config")
     variables = role_defaults("app") | {
         "__app_db_ca_file": "",
         "app_db_host": "db.internal",
@@ -277,7 +278,6 @@ def test_role_defaults_are_the_apps_defaults(tmp_path: Path) -> None:
     """One default per setting: the config the role renders from its defaults holds the
     app's own default for every setting it renders (SCHEMA; the required ones have
     none), so a default changed on one side only fails here."""
-    config = pytest.importorskip("cachedapp.config")
     variables = role_defaults("app") | {
         "__app_db_ca_file": "",
         "app_db_host": "db.internal",
@@ -295,6 +295,35 @@ def test_role_defaults_are_the_apps_defaults(tmp_path: Path) -> None:
         if value != wanted:
             disagree[f"{section}.{key}"] = (value, wanted)
     assert not disagree, f"role default != app default (role, app): {disagree}"
+
+
+def template_settings() -> dict[str, str]:
+    """config.toml.j2: "section.key" -> the variable its line renders."""
+    section, found = "", {}
+    for line in (ROLES / "app" / "templates" / "config.toml.j2").read_text().splitlines():
+        if match := re.fullmatch(r"\[(\w+)\]", line):
+            section = match.group(1)
+        elif match := re.fullmatch(r"(\w+) = \{\{ (\w+)\b.*", line):
+            found[f"{section}.{match.group(1)}"] = match.group(2)
+    return found
+
+
+def test_each_role_variable_is_an_app_setting_and_back() -> None:
+    """The checker's --role-names map (cachedapp.cli.ROLE_VARIABLES) is what the role
+    renders: each setting's line renders its own variable, each is an argument of the
+    role, and every app_db_/app_redis_/app_cache_ argument is a setting's."""
+    rendered = template_settings()
+    internal = load(ROLES / "app" / "vars" / "main.yml")
+    for setting, variable in rendered.items():
+        if variable.startswith("__app_"):  # derived in vars/main.yml from the argument
+            assert ROLE_VARIABLES.get(setting, "?") in internal[variable], setting
+            rendered[setting] = ROLE_VARIABLES[setting]
+    assert rendered == ROLE_VARIABLES
+    options = set(spec_options("app"))
+    assert set(ROLE_VARIABLES.values()) <= options
+    settings_like = {name for name in options if re.match(r"app_(db|redis|cache)_", name)}
+    assert settings_like <= set(ROLE_VARIABLES.values())
+    assert set(ROLE_EXCEPTIONS) <= {f"{s}.{k}" for s, k in config.SCHEMA}
 
 
 def test_upstream_marks_the_servers_out_of_rotation_down() -> None:

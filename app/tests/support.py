@@ -133,7 +133,12 @@ def write_config(
     return path
 
 
-def run_cli(*args: str, config: Path | None = None, env: dict[str, str] | None = None) -> Any:
+def run_cli(
+    *args: str,
+    config: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> Any:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CACHEDAPP_")}
     if config is not None:
         full_env["CACHEDAPP_CONFIG"] = str(config)
@@ -144,6 +149,7 @@ def run_cli(*args: str, config: Path | None = None, env: dict[str, str] | None =
         text=True,
         timeout=60,
         env=full_env,
+        input=stdin,
         check=False,
     )
 

@@ -166,3 +166,71 @@ def test_check_config_refuses_a_missing_sslrootcert(config, tmp_path):
     )
     defaults = load_settings(config, environ={"CACHEDAPP_DATABASE_SSLROOTCERT": ""})
     assert defaults.database.sslrootcert == ""  # empty: libpq's default (~/.postgresql)
+
+
+# The app role's check on the controller: the rendered config on stdin, no host files.
+CONTROLLER_CONFIG = f"""
+[database]
+host = "db.internal"
+dbname = "app"
+user = "app"
+password = "{SECRET}"
+sslmode = "verify-full"
+sslrootcert = "/nonexistent/db-ca.pem"
+[redis]
+url = "rediss://cache.internal:6379/0"
+ca_file = "/nonexistent/redis-ca.pem"
+"""
+
+
+def test_check_config_on_the_controller_reads_stdin_and_skips_host_files():
+    """CA files named in the config exist only on the host; CACHEDAPP_* variables of the
+    controller's shell are not the host's."""
+    ok = run_cli(
+        "cachedapp-check-config",
+        "--controller",
+        stdin=CONTROLLER_CONFIG,
+        env={"CACHEDAPP_CACHE_TTL": "-1", "CACHEDAPP_CONFIG": "/nonexistent.toml"},
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "--controller" in run_cli("cachedapp-check-config", "--help").stdout
+    both = run_cli("cachedapp-check-config", "--controller", "--config", "/x.toml", stdin="")
+    assert both.returncode == 2
+    with pytest.raises(ConfigError, match=r"^redis\.ca_file: cannot read file"):
+        load_settings(environ={}, text=CONTROLLER_CONFIG)
+
+
+def test_check_config_names_the_role_variables():
+    """--role-names: every bad setting at once, each named as the app role calls it,
+    also inside a message; no secret shown."""
+    bad = run_cli(
+        "cachedapp-check-config",
+        "--controller",
+        "--role-names",
+        stdin=CONTROLLER_CONFIG.replace('host = "db.internal"', 'host = "10.0.0.300"\nport = 0')
+        + "[cache]\nttl = 0\n[app]\nlog_level = 'LOUD'\n",
+    )
+    assert bad.returncode == 1
+    assert bad.stderr == (
+        "cachedapp-check-config: app_db_host: must be a host name, an IP address or a socket"
+        " directory, got '10.0.0.300'; app_db_port: must be between 1 and 65535, got 0;"
+        " app_cache_ttl: must be > 0, got 0.0; app_log_level: must be one of DEBUG, INFO,"
+        " WARNING, ERROR, CRITICAL, got 'LOUD'\n"
+    )
+    cross = run_cli(
+        "cachedapp-check-config",
+        "--controller",
+        "--role-names",
+        stdin=CONTROLLER_CONFIG + "[cache]\nlock_timeout = 1\n",
+    )
+    assert cross.stderr.strip() == (
+        "cachedapp-check-config: app_cache_lock_timeout: must be >= app_db_query_timeout"
+        " (a refresh must not outlive its lock)"
+    )
+    assert SECRET not in bad.stdout + bad.stderr + cross.stdout + cross.stderr
+
+
+@pytest.mark.parametrize("host", ["db.internal", "10.0.0.5", "::1", "/run/postgresql"])
+def test_database_host_forms(host):
+    text = CONTROLLER_CONFIG.replace('"db.internal"', f'"{host}"')
+    assert load_settings(environ={}, text=text, host_files=False).database.host == host

@@ -2,16 +2,17 @@
 
 Every key is declared once, as a field of its section's dataclass (type, default,
 check); ``SCHEMA`` is read off them. A bad, missing or unknown setting raises
-:class:`ConfigError`, whose message names the setting and never contains a secret's
-value.
+:class:`ConfigError`, whose message names the setting (every bad value at once) and
+never contains a secret's value.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,17 @@ REQUIRED = object()
 
 
 class ConfigError(ValueError):
-    """A setting is bad or missing. ``str()`` is one line naming the setting."""
+    """A setting is bad or missing. ``str()`` is one line naming the setting, then
+    those in ``also`` (more bad settings found in the same pass), joined by "; "."""
 
-    def __init__(self, setting: str, problem: str, source: str = "") -> None:
+    def __init__(
+        self, setting: str, problem: str, source: str = "", also: Sequence[ConfigError] = ()
+    ) -> None:
         self.setting = setting
         self.problem = problem
         self.source = source
         where = f" ({source})" if source else ""
-        super().__init__(f"{setting}: {problem}{where}")
+        super().__init__("; ".join([f"{setting}: {problem}{where}", *map(str, also)]))
 
 
 class Secret:
@@ -89,6 +93,23 @@ def _non_empty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+_HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _host(value: str) -> str | None:
+    """An IP address, a DNS name (RFC 1123; all digits last is a mistyped address) or
+    libpq's unix-socket directory."""
+    if value.startswith("/"):
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        labels = value.removesuffix(".").split(".")
+        if len(value) > 253 or not all(map(_HOST_LABEL_RE.match, labels)) or labels[-1].isdigit():
+            return "must be a host name, an IP address or a socket directory"
+    return None
+
+
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
@@ -114,7 +135,7 @@ _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    host: str = _setting(check=_non_empty)
+    host: str = _setting(check=_host)
     port: int = _setting(5432, _between(1, 65535))
     dbname: str = _setting(check=_non_empty)
     user: str = _setting(check=_non_empty)
@@ -268,19 +289,23 @@ def _readable_file(setting: str, path: str, src: str) -> None:
         raise ConfigError(setting, f"cannot read file {path}", src)
 
 
-def _cross_checks(values: dict[tuple[str, str], Any], sources: dict[str, str]) -> None:
+def _cross_checks(
+    values: dict[tuple[str, str], Any], sources: dict[str, str], host_files: bool
+) -> None:
     ca_file = values[("redis", "ca_file")]
     if ca_file:
         src = sources.get("redis.ca_file", "")
         if not values[("redis", "url")].startswith("rediss://"):
             raise ConfigError("redis.ca_file", "is set but redis.url is not rediss://", src)
-        _readable_file("redis.ca_file", ca_file, src)
+        if host_files:
+            _readable_file("redis.ca_file", ca_file, src)
     sslrootcert = values[("database", "sslrootcert")]
     if sslrootcert:
         src = sources.get("database.sslrootcert", "")
         if values[("database", "sslmode")] == "disable":
             raise ConfigError("database.sslrootcert", "is set but database.sslmode is disable", src)
-        _readable_file("database.sslrootcert", sslrootcert, src)
+        if host_files:
+            _readable_file("database.sslrootcert", sslrootcert, src)
     # A password alone is plain AUTH (ElastiCache AUTH token); a user needs one too.
     if values[("redis", "username")] and not values[("redis", "password")]:
         raise ConfigError("redis.password", "is required when redis.username is set")
@@ -294,14 +319,20 @@ def _cross_checks(values: dict[tuple[str, str], Any], sources: dict[str, str]) -
 
 def _read_file(config_path: Path) -> dict[str, Any]:
     try:
-        with config_path.open("rb") as fh:
-            return tomllib.load(fh)
+        return _parse(config_path.read_bytes().decode(), f"file {config_path}")
     except FileNotFoundError:
         raise ConfigError("config", f"file {config_path} not found", CONFIG_ENV) from None
     except PermissionError:
         raise ConfigError("config", f"file {config_path} not readable", CONFIG_ENV) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ConfigError("config", f"file {config_path} is not valid TOML: {exc}") from None
+
+
+def _parse(text: str, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{what} is not valid TOML: {exc}") from None
 
 
 def _gather(
@@ -334,41 +365,60 @@ def _gather(
 def _typed(
     raw: dict[tuple[str, str], Any], sources: dict[str, str], file_src: str
 ) -> dict[tuple[str, str], Any]:
-    """Coerce, default and check every declared setting."""
+    """Coerce, default and check every declared setting; one error names every bad one."""
     values: dict[tuple[str, str], Any] = {}
+    errors: list[ConfigError] = []
     for (section, key), (kind, default, check) in SCHEMA.items():
         setting = f"{section}.{key}"
         src = sources.get(setting, file_src)
-        if (section, key) in raw:
-            value = _coerce(setting, kind, raw[(section, key)], src)
-        elif default is REQUIRED:
-            raise ConfigError(setting, "is required", file_src)
-        else:
-            value = Secret(default) if kind is Secret else default
-        if setting == "app.log_level":
-            value = value.upper()
-        if kind is Secret and default is REQUIRED and not value:
-            raise ConfigError(setting, "is required", src)
-        if check is not None and (problem := check(value)) is not None:
-            shown = "" if kind is Secret else f", got {value!r}"
-            raise ConfigError(setting, f"{problem}{shown}", src)
+        try:
+            if (section, key) in raw:
+                value = _coerce(setting, kind, raw[(section, key)], src)
+            elif default is REQUIRED:
+                raise ConfigError(setting, "is required", file_src)
+            else:
+                value = Secret(default) if kind is Secret else default
+            if setting == "app.log_level":
+                value = value.upper()
+            if kind is Secret and default is REQUIRED and not value:
+                raise ConfigError(setting, "is required", src)
+            if check is not None and (problem := check(value)) is not None:
+                shown = "" if kind is Secret else f", got {value!r}"
+                raise ConfigError(setting, f"{problem}{shown}", src)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
         values[(section, key)] = value
+    if errors:
+        first, *also = errors
+        raise ConfigError(first.setting, first.problem, first.source, also)
     return values
 
 
 def load_settings(
-    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    text: str | None = None,
+    host_files: bool = True,
 ) -> Settings:
-    """Read the TOML file, apply env overrides, validate. Raises ConfigError."""
+    """Read the TOML file (or ``text``), apply env overrides, validate. Raises ConfigError.
+
+    ``host_files=False`` skips reading the files the config names (CA bundles), for a
+    config checked away from its host (the app role's check on the controller).
+    """
     env = os.environ if environ is None else environ
-    config_path = Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
-    file_src = f"in {config_path}"
-    raw, sources = _gather(_read_file(config_path), env, file_src)
+    if text is None:
+        config_path = Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+        source, file_src, data = str(config_path), f"in {config_path}", _read_file(config_path)
+    else:
+        source, file_src, data = "<text>", "", _parse(text, "the config")
+    raw, sources = _gather(data, env, file_src)
     values = _typed(raw, sources, file_src)
     _split_redis_url(values, sources)
-    _cross_checks(values, sources)
+    _cross_checks(values, sources, host_files)
     sections = {
         name: cls(**{k: v for (s, k), v in values.items() if s == name})
         for name, cls in SECTIONS.items()
     }
-    return Settings(**sections, source=str(config_path))
+    return Settings(**sections, source=source)

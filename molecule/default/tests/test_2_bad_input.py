@@ -56,7 +56,8 @@ def data_tier_files(host: Any) -> str:
         ),
         pytest.param(
             {"app_db_host": "10.230.81.300"},
-            "app_db_host: '10.230.81.300'",
+            "app_db_host: must be a host name, an IP address or a socket directory,"
+            " got '10.230.81.300'",
             id="malformed db address",
         ),
     ],
@@ -134,12 +135,26 @@ def test_bad_nginx_config_never_replaces_the_live_one(playbook: Any, web: Any) -
     assert http_get("/").status == 200
 
 
-def test_config_the_app_rejects_never_goes_live(playbook: Any, web: Any) -> None:
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        # A string the app's own checker refuses (no port number): on the controller.
+        ({"app_redis_url": "redis://cache:port/0"}, "app_redis_url: is not a valid URL"),
+        # A file only the host can check: the host's own check of the new config.
+        (
+            {"app_redis_ca_file": "/nonexistent/ca.pem"},
+            "redis.ca_file: cannot read file /nonexistent/ca.pem",
+        ),
+    ],
+    ids=["controller", "host"],
+)
+def test_config_the_app_rejects_never_goes_live(
+    playbook: Any, web: Any, values: dict[str, Any], named: str
+) -> None:
     before, pid, release = checksum(web, CONFIG), main_pid(web, "cachedapp"), live_release(web)
-    # A well-formed string the app's own checker refuses (no port number).
-    run = playbook(APPLY_ROLE, *extra({"cgc_role": "app", "app_redis_url": "redis://cache:port/0"}))
+    run = playbook(APPLY_ROLE, *extra({"cgc_role": "app", **values}))
     assert run.rc != 0, run.output[-2000:]
-    assert "redis.url" in run.output
+    assert named in run.output
     assert checksum(web, CONFIG) == before
     assert main_pid(web, "cachedapp") == pid, "the app must not have been restarted"
     assert live_release(web) == release

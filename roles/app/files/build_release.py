@@ -24,26 +24,24 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-# What goes into the release (and so into its id). Tests and benchmarks do not.
+# What goes into the release (and so into its id). Tests and benchmarks do not,
+# nor caches and build leftovers.
 INCLUDE = ("pyproject.toml", "requirements.lock", "README.md", "LICENSE", "src")
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
+SKIP_DIRS = {"__pycache__", "build", "dist"}
 
 
 def source_files(source: Path) -> list[Path]:
     files: list[Path] = []
     for name in INCLUDE:
         path = source / name
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            files.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and "__pycache__" not in p.parts
-                and not any(part.endswith(".egg-info") for part in p.parts)
-                and p.suffix != ".pyc"
-            )
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            dirs = file.relative_to(source).parts[:-1]
+            if (
+                file.is_file()
+                and file.suffix != ".pyc"
+                and not any(d in SKIP_DIRS or d.endswith(".egg-info") for d in dirs)
+            ):
+                files.append(file)
     return files
 
 
@@ -64,13 +62,9 @@ def build(source: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cachedapp-build-", dir=out.parent) as scratch:
         tree = Path(scratch) / "src"
-        tree.mkdir()
-        for name in INCLUDE:
-            path = source / name
-            if path.is_dir():
-                shutil.copytree(path, tree / name, ignore=IGNORE)
-            elif path.is_file():
-                shutil.copy2(path, tree / name)
+        for file in source_files(source):
+            (tree / file.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, tree / file.relative_to(source))
         result = Path(scratch) / "release"
         subprocess.run(
             [

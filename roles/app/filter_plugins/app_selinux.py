@@ -62,7 +62,4 @@ class FilterModule:
     """Ansible filter plugin entry point."""
 
     def filters(self) -> dict[str, Any]:
-        return {
-            "app_selinux_canonical_path": canonical_path,
-            "app_selinux_fcontext_spec": fcontext_spec,
-        }
+        return {"app_selinux_fcontext_spec": fcontext_spec}
