@@ -37,10 +37,8 @@ class LoadLoop:
         ...  # the operation under test
     assert load.non_2xx == 0 and load.errors == 0, load.summary()
 
-    Unpaced, the workers saturate this 2-core machine (about 350 requests/s through
-    the balancer), and an operation that needs the CPU too (a release build) takes
-    three times as long. workers=2, pause=0.02 still sends about 80 requests/s: a
-    window of failed answers a few tens of milliseconds long is seen.
+    Unpaced workers take the CPU an operation under test needs too: pace them
+    (pause) where that operation builds or restarts something.
     """
 
     def __init__(

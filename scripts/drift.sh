@@ -8,13 +8,9 @@
 # Usage: scripts/drift.sh [ansible-playbook args...]   e.g. -i inventory/aws
 # A plain `ansible-playbook site.yml` (same args) heals what this reports.
 #
-# The run is labelled in ARA: drift, check:True, target:<inventory name>
-# (stack:<name> on the local target) and, once known, verdict:in-sync|drifted|failed.
-# The report (verdict, hosts, the tasks that would change, the ARA playbook id)
-# is written to $DRIFT_REPORT_DIR/<UTC time>.json and latest.json (default
-# .ansible/drift/<stack>/ on the local target, .ansible/drift/<target>/ on
-# another: each stack keeps its own verdict); scripts/drift_report.py builds it
-# from ARA's record.
+# ARA labels: drift, check:True, target:<inventory name> (stack:<name> locally),
+# then verdict:in-sync|drifted|failed. scripts/drift_report.py writes the JSON
+# report from ARA's record: $DRIFT_REPORT_DIR/<UTC time>.json and latest.json.
 # Settings (environment):
 #   DRIFT_PLAYBOOK    playbook to check (default site.yml)
 #   DRIFT_REPORT_DIR  where the JSON reports go (default .ansible/drift/<stack|target>)
@@ -45,9 +41,8 @@ if [[ $target == local ]]; then
 fi
 report_dir="${DRIFT_REPORT_DIR:-.ansible/drift/$report_name}"
 
-# The check is read back from ARA's record, so ARA's callback is on for it
-# whatever the environment says (molecule's scenarios turn it off for their
-# converges); the publishing step below runs without it.
+# The verdict is read back from ARA: its callback is on for the check
+# whatever the environment says (molecule turns it off).
 without_ara="ansible.posix.profile_tasks,ansible.posix.timer"
 
 id_file="$(mktemp)"
@@ -68,11 +63,9 @@ verdict_rc=0
   --playbook "$playbook" --target "$target" --started "$started" \
   --report-dir "$report_dir" -- "$@" || verdict_rc=$?
 
-# The verdict as metrics on the monitor host, if the inventory has one
-# (Prometheus alerts on drift; playbooks/monitoring.yml, tag drift_report).
-# Quiet unless it fails; the check's own exit code stands either way. Not
-# recorded by ARA (the callbacks of ansible.cfg without ara_default): the
-# check is the run of record, the publishing step is its plumbing.
+# The verdict as metrics on the monitor host, if any (Prometheus alerts on
+# drift). Quiet unless it fails; the check's exit code stands. Not recorded
+# by ARA: the check is the run of record, this is plumbing.
 if [[ -z ${CGC_DRIFT_NO_PUBLISH:-} ]]; then
   publish_log="$(mktemp)"
   if ! ANSIBLE_NOCOLOR=1 ANSIBLE_CALLBACKS_ENABLED="$without_ara" \

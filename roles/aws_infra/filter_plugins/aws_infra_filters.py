@@ -1,5 +1,6 @@
 """Filters of the aws_infra role: input checks (ipaddress, not regexes), the SSH
-key's type and fingerprints, and the RDS engine version to request."""
+key's type and fingerprints, the RDS engine version to request, and the
+CloudWatch alarms of the current shape."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import binascii
 import hashlib
 import ipaddress
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -148,6 +150,74 @@ def db_major_upgrade(wanted: str, current: str | None) -> bool:
     return _version(str(wanted))[0] > _version(str(current))[0]
 
 
+def alarm_specs(
+    thresholds: Mapping[str, Any],
+    prefix: str,
+    *,
+    cache_nodes: Sequence[str] = (),
+    lb_arn: str = "",
+    tg_arn: str = "",
+    web_ids: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """The alarms for aws_infra_alarms' ``alarms`` option: four per cache node,
+    three on the database, four on the load balancer (when both ARNs are known)
+    and one per web host."""
+    t = thresholds
+    alarms: list[dict[str, Any]] = []
+    for node in cache_nodes:
+        cache = {"namespace": "AWS/ElastiCache", "dimensions": {"CacheClusterId": node}}
+        short = "cache-" + node.removeprefix(prefix + "-")
+        alarms += [
+            {**cache, "name": f"{short}-engine-cpu", "metric": "EngineCPUUtilization",
+             "threshold": t["cache_engine_cpu_percent"], "evaluation_periods": 2,
+             "description": f"Redis engine CPU (%) on {node}"},
+            {**cache, "name": f"{short}-evictions", "metric": "Evictions", "statistic": "Sum",
+             "threshold": t["cache_evictions"],
+             "description": f"keys evicted per 5 minutes on {node} (memory full)"},
+            {**cache, "name": f"{short}-memory", "metric": "DatabaseMemoryUsagePercentage",
+             "threshold": t["cache_memory_percent"],
+             "description": f"Redis memory used (% of maxmemory) on {node}"},
+            {**cache, "name": f"{short}-connections", "metric": "CurrConnections",
+             "statistic": "Maximum", "threshold": t["cache_connections"],
+             "description": f"client connections on {node}"},
+        ]  # fmt: skip
+    db = {"namespace": "AWS/RDS", "dimensions": {"DBInstanceIdentifier": f"{prefix}-db"}}
+    alarms += [
+        {**db, "name": "db-cpu", "metric": "CPUUtilization", "threshold": t["db_cpu_percent"],
+         "evaluation_periods": 2, "description": "RDS CPU (%)"},
+        {**db, "name": "db-free-storage", "metric": "FreeStorageSpace", "statistic": "Minimum",
+         "comparison": "LessThanOrEqualToThreshold", "threshold": t["db_free_storage_bytes"],
+         "description": "RDS free storage (bytes)"},
+        {**db, "name": "db-connections", "metric": "DatabaseConnections", "statistic": "Maximum",
+         "threshold": t["db_connections"], "description": "RDS connections"},
+    ]  # fmt: skip
+    if lb_arn and tg_arn:
+        lb = {"LoadBalancer": lb_arn.rpartition(":loadbalancer/")[2]}
+        tg = {"TargetGroup": "targetgroup/" + tg_arn.rpartition(":targetgroup/")[2]}
+        alb = {"namespace": "AWS/ApplicationELB", "dimensions": lb}
+        alarms += [
+            {**alb, "name": "alb-5xx", "metric": "HTTPCode_ELB_5XX_Count", "statistic": "Sum",
+             "threshold": t["alb_5xx"],
+             "description": "5xx answered by the load balancer itself per 5 minutes"},
+            {**alb, "name": "alb-target-5xx", "metric": "HTTPCode_Target_5XX_Count",
+             "statistic": "Sum", "threshold": t["alb_5xx"],
+             "description": "5xx answered by the web hosts per 5 minutes"},
+            {**alb, "name": "alb-unhealthy-hosts", "metric": "UnHealthyHostCount",
+             "statistic": "Maximum", "dimensions": lb | tg, "threshold": 1, "period": 60,
+             "evaluation_periods": 2, "description": "web hosts failing the health check"},
+            {**alb, "name": "alb-response-time", "metric": "TargetResponseTime",
+             "threshold": t["alb_response_time_seconds"], "evaluation_periods": 2,
+             "description": "average target response time (s)"},
+        ]  # fmt: skip
+    alarms += [
+        {"name": f"web-{i}-status-check", "namespace": "AWS/EC2", "metric": "StatusCheckFailed",
+         "statistic": "Maximum", "dimensions": {"InstanceId": i}, "threshold": 1, "period": 60,
+         "evaluation_periods": 2, "description": f"EC2 status check failing on web host {i}"}
+        for i in sorted(web_ids)
+    ]  # fmt: skip
+    return alarms
+
+
 class FilterModule:
     """Ansible filter plugin entry point."""
 
@@ -160,4 +230,5 @@ class FilterModule:
             "aws_infra_ssh_key_fingerprints": ssh_key_fingerprints,
             "aws_infra_db_engine_version": db_engine_version,
             "aws_infra_db_major_upgrade": db_major_upgrade,
+            "aws_infra_alarm_specs": alarm_specs,
         }
