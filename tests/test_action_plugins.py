@@ -78,6 +78,18 @@ def test_check_inputs_refuses_a_rule_that_is_not_a_boolean(tmp_path: Path) -> No
     assert "is not a boolean" in result["msg"], result
 
 
+def test_package_queries_cover_every_package_manager_of_the_platforms() -> None:
+    """apt hosts ask dpkg, the dnf family rpm; each query prints "ii <name>" for an
+    installed package only, and each manager has its install module."""
+    queries = packages_present.QUERIES
+    assert queries["apt"][0] == "dpkg-query"
+    assert "${db:Status-Abbrev}" in queries["apt"][-1]
+    for manager in ("dnf", "dnf5", "yum"):
+        assert queries[manager][:2] == ["rpm", "--query"], manager
+        assert queries[manager][-1] == r"--queryformat=ii %{NAME}\n", manager
+    assert set(packages_present.MODULES) == set(queries)
+
+
 @pytest.mark.parametrize(
     ("rc", "stdout", "expected"),
     [

@@ -28,8 +28,15 @@ QUERIES = {
     "apt": ["dpkg-query", "--show", "--showformat=${db:Status-Abbrev}${binary:Package}\\n"],
     "dnf": ["rpm", "--query", "--queryformat=ii %{NAME}\\n"],
     "dnf5": ["rpm", "--query", "--queryformat=ii %{NAME}\\n"],
+    "yum": ["rpm", "--query", "--queryformat=ii %{NAME}\\n"],
 }
-MODULES = {"apt": "ansible.legacy.apt", "dnf": "ansible.legacy.dnf", "dnf5": "ansible.legacy.dnf5"}
+# ansible-core's yum is dnf.
+MODULES = {
+    "apt": "ansible.legacy.apt",
+    "dnf": "ansible.legacy.dnf",
+    "dnf5": "ansible.legacy.dnf5",
+    "yum": "ansible.legacy.dnf",
+}
 
 
 def all_installed(rc: int, stdout: str) -> bool:
