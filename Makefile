@@ -52,7 +52,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ruff format --check .
 
 test-unit: venv ## per-distro data, module unit tests, SELinux module compile, drift timer/ARA tests (no containers)
-	scripts/ensure-test-tools.sh systemd promtool selinux
+	scripts/ensure-test-tools.sh systemd promtool postgres selinux
 	pytest -q tests
 
 test-app: venv ## the app's pytest suite against real PostgreSQL/Redis/Redis Cluster

@@ -7,10 +7,12 @@
 #   promtool  Prometheus's rule checker (tests/test_monitoring_rules.py), taken out of
 #             Debian's prometheus package into /usr/local/bin without installing the
 #             server (which would start one on this machine)
+#   postgres  PostgreSQL's server binaries + runuser: tests/test_inputs_pg_hba.py runs
+#             the role's pg_hba.conf validator against PostgreSQL itself
 #   selinux   checkmodule (checkpolicy) + semodule_package (semodule-utils): the app
 #             role's SELinux policy module is compiled in tests/test_selinux_policy.py
 #             (no SELinux on this machine: the tools work on files only)
-# Usage: scripts/ensure-test-tools.sh browser|systemd|promtool|selinux ...
+# Usage: scripts/ensure-test-tools.sh browser|systemd|promtool|postgres|selinux ...
 set -euo pipefail
 want=()
 for tool in "$@"; do
@@ -32,11 +34,15 @@ for tool in "$@"; do
         echo "promtool: $(promtool --version 2>&1 | head -n 1)"
       fi
       ;;
+    postgres)
+      ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
+      command -v runuser >/dev/null || want+=(util-linux)
+      ;;
     selinux)
       command -v checkmodule >/dev/null || want+=(checkpolicy)
       command -v semodule_package >/dev/null || want+=(semodule-utils)
       ;;
-    *) echo "unknown tool set: $tool (browser|systemd|promtool|selinux)" >&2; exit 1 ;;
+    *) echo "unknown tool set: $tool (browser|systemd|promtool|postgres|selinux)" >&2; exit 1 ;;
   esac
 done
 ((${#want[@]})) || exit 0

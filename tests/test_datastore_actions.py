@@ -266,7 +266,7 @@ def test_stream_steps(ran: dict[str, Any]) -> None:
 @pytest.mark.parametrize("role", ["postgresql", "redis"])
 def test_the_roles_use_the_shared_steps(role: str) -> None:
     """main.yml opens the port through firewalld_clients after the installation;
-    install.yml takes the server from its stream before installing it."""
+    install.yml takes the server from its stream before packages_present installs it."""
     main = yaml.safe_load((ROOT / "roles" / role / "tasks" / "main.yml").read_text())
     steps = [t.get("ansible.builtin.import_tasks") or next(iter(set(t) - {"name"})) for t in main]
     assert steps.index("firewalld_clients") == steps.index("install.yml") + 1
@@ -279,4 +279,4 @@ def test_the_roles_use_the_shared_steps(role: str) -> None:
         "stream": f"{{{{ __{role}_module_stream }}}}",
         "other_stream_hint": install[0]["module_stream"]["other_stream_hint"],
     }
-    assert "ansible.builtin.include_role" in install[1]
+    assert "packages_present" in install[1]

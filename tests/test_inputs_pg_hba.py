@@ -2,7 +2,8 @@
 
 The validator starts a throw-away server whose hba_file is the candidate, so
 the verdict is PostgreSQL's own parser's. Run here with the controller's
-PostgreSQL (Debian's layout, as on the db hosts); skipped without it or root.
+PostgreSQL (Debian's layout, as on the db hosts; `make test-unit` installs it
+with scripts/ensure-test-tools.sh postgres), as root.
 """
 
 from __future__ import annotations
@@ -21,12 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 ROLE = ROOT / "roles" / "postgresql"
 DEBIAN = yaml.safe_load((ROLE / "vars" / "Debian-12.yml").read_text())
-BIN_DIR = Path(DEBIAN["__postgresql_bin_dir"])
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not (BIN_DIR / "initdb").is_file() or not shutil.which("runuser"),
-    reason="needs root and PostgreSQL's server binaries in " + str(BIN_DIR),
-)
+VERSION = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__postgresql_version"]
+BIN_DIR = Path(jinja2.Template(DEBIAN["__postgresql_bin_dir"]).render(__postgresql_version=VERSION))
 
 GOOD = """\
 local   all       postgres  peer
@@ -44,6 +41,8 @@ BAD = {
 
 @pytest.fixture(scope="module")
 def validator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.geteuid() != 0 or not (BIN_DIR / "initdb").is_file() or not shutil.which("runuser"):
+        pytest.fail(f"needs root, runuser and PostgreSQL's server binaries in {BIN_DIR}")
     source = (ROLE / "templates" / "postgresql-validate-hba.sh.j2").read_text()
     script = tmp_path_factory.mktemp("validator") / "postgresql-validate-hba"
     script.write_text(
