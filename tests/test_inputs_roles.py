@@ -269,6 +269,7 @@ FIRST = {
     "local_infra": ("main.yml", "validate.yml"),
     "nginx": ("main.yml", "validate.yml"),
     "nginx_edge_release": ("edge_release.yml", "validate.yml"),
+    "nginx_upstream": ("upstream.yml", "validate.yml"),
     "postgresql": ("main.yml", "preflight.yml"),
     "redis": ("main.yml", "preflight.yml"),
 }
@@ -283,11 +284,15 @@ def test_validation_runs_before_anything_else(role: str) -> None:
     path = (
         ROOT
         / "roles"
-        / role.removesuffix("_preflight").removesuffix("_edge_release")
+        / role.removesuffix("_preflight").removesuffix("_edge_release").removesuffix("_upstream")
         / "tasks"
         / entry
     )
     first = yaml.safe_load(path.read_text())[0]
+    # An entry point may start with a file of shared first steps (nginx's prepare.yml).
+    while first.get("ansible.builtin.import_tasks") not in (validation, None):
+        path = path.parent / first["ansible.builtin.import_tasks"]
+        first = yaml.safe_load(path.read_text())[0]
     assert first.get("ansible.builtin.import_tasks") == validation, first
     if role == "app":
         main = yaml.safe_load((ROOT / "roles/app/tasks/main.yml").read_text())[0]

@@ -11,12 +11,14 @@ and the app's own config loader reads the result.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
 import subprocess
 import tomllib
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jinja2
@@ -27,6 +29,20 @@ from cachedapp.cli import ROLE_EXCEPTIONS, ROLE_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = ROOT / "roles"
+
+
+def _load_sandbox() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "cgc_web_sandbox", ROOT / "plugins" / "filter" / "systemd_sandbox.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SANDBOX = _load_sandbox()
 
 # Facts as Ansible reports them on each platform.
 FACTS = {
@@ -153,6 +169,7 @@ def render(role: str, template: str, variables: dict[str, Any]) -> str:
     )
     env.filters["basename"] = lambda p: Path(p).name
     env.filters["dirname"] = lambda p: str(Path(p).parent)
+    env.filters.update(SANDBOX.FilterModule().filters())
     return env.get_template(template).render(ansible_managed="managed by Ansible", **variables)
 
 
