@@ -68,6 +68,20 @@ def test_check_inputs_lists_every_bad_value_and_rule_without_the_secret(tmp_path
     assert "top-Secret-77" not in json.dumps(result)
 
 
+def test_check_inputs_takes_rules_as_a_list_with_templated_messages(tmp_path: Path) -> None:
+    tasks = """
+    - check_inputs:
+        role: demo
+        rules:
+          - msg: "bad names: {{ names | reject('match', '^[A-Z]+$') | join(', ') }}"
+            ok: "{{ false }}"
+          - {msg: never shown, ok: "{{ true }}"}
+      ignore_errors: true
+"""
+    (result,) = results(tmp_path, tasks, "{names: [GOOD, bad, worse]}")
+    assert result["msg"] == "demo role: invalid input: bad names: bad, worse", result
+
+
 def test_check_inputs_refuses_a_rule_that_is_not_a_boolean(tmp_path: Path) -> None:
     tasks = """
     - check_inputs: {role: demo, rules: {"odd": "{{ 'yes please' }}"}}

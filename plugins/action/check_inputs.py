@@ -13,6 +13,13 @@ the controller, before anything changes on a host::
         rules:                  # message -> condition that must hold
           "redis_x needs redis_y": "{{ redis_x | length == 0 or redis_y }}"
 
+``rules`` may also be a list of ``{msg, ok}``, for messages that show values
+(mapping keys are not templated)::
+
+        rules:
+          - msg: "bad names: {{ names | reject('match', '^[A-Z_]+$') | join(', ') }}"
+            ok: "{{ names | reject('match', '^[A-Z_]+$') | list | length == 0 }}"
+
 It reads each named variable itself and fails with one message listing every
 bad input ("redis role: invalid input: a; b"), never showing a secret.
 """
@@ -37,19 +44,22 @@ class ActionModule(ActionBase):
             argument_spec={
                 "role": {"type": "str", "required": True},
                 "inputs": {"type": "dict", "default": {}},
-                "rules": {"type": "dict", "default": {}},
+                "rules": {"type": "raw", "default": {}},
             }
         )
         inputs: Mapping[str, Any] = args["inputs"]
         values = {name: self._templar.resolve_variable_expression(name) for name in inputs}
         errors = list(filter_loader.get("input_errors").j2_function(inputs, values))
-        for message, holds in args["rules"].items():
+        rules = args["rules"]
+        if isinstance(rules, Mapping):
+            rules = [{"msg": message, "ok": holds} for message, holds in rules.items()]
+        for rule in rules:
+            message, holds = rule["msg"], rule["ok"]
             if not isinstance(holds, bool):
                 raise AnsibleActionFail(f"check_inputs: rule {message!r} is not a boolean")
             if not holds:
                 errors.append(message)
         if errors:
             raise AnsibleActionFail(f"{args['role']} role: invalid input: {'; '.join(errors)}")
-        rules = args["rules"]
         result.update(changed=False, msg=f"{len(inputs)} inputs, {len(rules)} rules: all hold")
         return result
