@@ -9,33 +9,22 @@ Environment) in the same order. The molecule scenarios check the scores.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections import defaultdict
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from aws_support import load_module
 from json_playbook import run_json_playbook
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_sandbox() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "cgc_systemd_sandbox", ROOT / "plugins" / "filter" / "systemd_sandbox.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-systemd_sandbox = _load_sandbox()
+SANDBOX_PY = ROOT / "plugins" / "filter" / "systemd_sandbox.py"
+systemd_sandbox = load_module(SANDBOX_PY, "cgc_systemd_sandbox")
 
 TEMPLATES = {
     "nginx": "roles/nginx/templates/hardening.conf.j2",

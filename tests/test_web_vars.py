@@ -11,19 +11,18 @@ and the app's own config loader reads the result.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
 import tomllib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jinja2
 import pytest
 import yaml
+from aws_support import load_module
 from cachedapp import config
 from cachedapp.cli import ROLE_EXCEPTIONS, ROLE_VARIABLES
 
@@ -31,18 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ROLES = ROOT / "roles"
 
 
-def _load_sandbox() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "cgc_web_sandbox", ROOT / "plugins" / "filter" / "systemd_sandbox.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SANDBOX = _load_sandbox()
+SANDBOX = load_module(ROOT / "plugins" / "filter" / "systemd_sandbox.py", "cgc_web_sandbox")
 
 # Facts as Ansible reports them on each platform.
 FACTS = {
