@@ -98,8 +98,10 @@ CASES = {
             "postgresql_listen_addresses": ["10.230.80.300"],
             "postgresql_allowed_clients": ["10.230.80.0/33", "10.230.80.7/24"],
             "postgresql_app_db_user": "postgres",
+            "postgresql_settings_extra": {"password_encryption": "md5"},
         },
         [
+            "password_encryption must stay scram-sha-256",
             "postgresql_port: 0 ",
             "postgresql_listen_addresses[0]: '10.230.80.300' ",
             "postgresql_allowed_clients[0]: '10.230.80.0/33' ",
