@@ -12,167 +12,135 @@ short_description: Manage an Amazon ElastiCache Redis OSS or Valkey replication 
 description:
   - Create, update and delete an ElastiCache replication group (cluster mode
     disabled or enabled) with TLS in transit, an AUTH token, at-rest encryption
-    and automatic failover.
+    and automatic failover. Written because the bundled collections have no
+    replication-group module.
   - Idempotent; supports check mode and diff mode. The AUTH token is write-only
     (AWS never returns it), so it is only sent on creation unless
     O(auth_token_update=always).
   - Settings AWS cannot change in place (cluster mode, shard and replica counts,
     port, subnet group, engine, encryption) make the module fail with a message
-    naming each of them instead of silently ignoring the request.
-  - Written because the bundled collections have no replication-group module.
+    naming each of them.
 version_added: 1.0.0
 author:
   - cachedapp project
 options:
   replication_group_id:
-    description:
-      - The replication group identifier (1-40 lowercase letters, digits or
-        hyphens, starting with a letter).
+    description: The identifier (1-40 lowercase letters, digits or hyphens, starting with a letter).
     type: str
     required: true
     aliases: [name]
   state:
-    description:
-      - V(present) creates or updates the group, V(absent) deletes it.
+    description: V(present) creates or updates the group, V(absent) deletes it.
     type: str
     choices: [present, absent]
     default: present
   description:
-    description:
-      - Free-text description. Defaults to the identifier on creation.
+    description: Free-text description. Defaults to the identifier on creation.
     type: str
   engine:
-    description:
-      - Cache engine.
+    description: Cache engine.
     type: str
     choices: [redis, valkey]
     default: redis
   engine_version:
     description:
       - Engine version, for example V(7.1). Omit for the AWS default.
-      - A version is considered equal when the running one starts with it
-        (V(7.1) matches V(7.1.0)).
+      - V(7.1) matches a running V(7.1.0).
     type: str
   node_type:
-    description:
-      - Node type, for example V(cache.t4g.micro). Required to create.
+    description: Node type, for example V(cache.t4g.micro). Required to create.
     type: str
   cluster_mode:
-    description:
-      - Enable Redis cluster mode (data sharded over O(num_node_groups) shards).
-        Clients then connect to the configuration endpoint.
+    description: Enable cluster mode (data sharded over O(num_node_groups) shards; clients use
+      the configuration endpoint).
     type: bool
     default: false
   num_node_groups:
-    description:
-      - Number of shards. Must be 1 when O(cluster_mode=false).
+    description: Number of shards. Must be 1 when O(cluster_mode=false).
     type: int
     default: 1
   replicas_per_node_group:
-    description:
-      - Read replicas per shard (0-5).
+    description: Read replicas per shard (0-5).
     type: int
     default: 1
   automatic_failover:
-    description:
-      - Automatic failover to a replica. Defaults to V(true) when
-        O(replicas_per_node_group) > 0 or O(cluster_mode=true) (which requires
-        it), else V(false). Without cluster mode it needs a replica.
+    description: Automatic failover to a replica. Defaults to V(true) when there is a replica or
+      O(cluster_mode=true) (which requires it). Without cluster mode it needs a replica.
     type: bool
   multi_az:
-    description:
-      - Place replicas in other Availability Zones than the primary.
-        Defaults to V(true) when automatic failover is on and there is a
-        replica. Requires both.
+    description: Place replicas in other Availability Zones than the primary. Needs automatic
+      failover and a replica; defaults to V(true) when both are there.
     type: bool
   port:
-    description:
-      - TCP port the nodes listen on.
+    description: TCP port the nodes listen on.
     type: int
     default: 6379
   subnet_group:
-    description:
-      - Name of the cache subnet group. Required to create in a VPC.
+    description: Name of the cache subnet group. Required to create in a VPC.
     type: str
   security_group_ids:
-    description:
-      - VPC security group IDs attached to the nodes.
+    description: VPC security group IDs attached to the nodes.
     type: list
     elements: str
   parameter_group:
-    description:
-      - Cache parameter group name. For cluster mode use a parameter group with
-        C(cluster-enabled yes), for example V(default.redis7.cluster.on).
+    description: Cache parameter group name. Cluster mode needs one with C(cluster-enabled yes),
+      for example V(default.redis7.cluster.on).
     type: str
   transit_encryption:
-    description:
-      - Encrypt traffic in transit (TLS). Required for an AUTH token.
+    description: Encrypt traffic in transit (TLS). Required for an AUTH token.
     type: bool
     default: true
   at_rest_encryption:
-    description:
-      - Encrypt data at rest.
+    description: Encrypt data at rest.
     type: bool
     default: true
   kms_key_id:
-    description:
-      - KMS key for at-rest encryption (default AWS-managed key).
+    description: KMS key for at-rest encryption (default AWS-managed key).
     type: str
   auth_token:
-    description:
-      - "The Redis AUTH token, 16-128 characters: letters, digits and
-        C(! & # $ ^ < > -) only (what AWS accepts). Requires O(transit_encryption=true)."
+    description: "The AUTH token, 16-128 characters: letters, digits and C(! & # $ ^ < > -)
+      only (what AWS accepts). Requires O(transit_encryption=true)."
     type: str
   auth_token_update:
-    description:
-      - V(on_create) sends the token only when the group is created, or when
-        the group has no token yet. V(always) sends it on every run (reports
-        a change every time, because AWS cannot tell whether it differs).
+    description: V(on_create) sends the token only on creation or when the group has none yet.
+      V(always) sends it on every run (always reports a change, AWS cannot tell whether it
+      differs).
     type: str
     choices: [on_create, always]
     default: on_create
   auth_token_update_strategy:
-    description:
-      - How a token update is applied. V(rotate) keeps the old token valid
-        next to the new one; V(set) makes only the new one valid.
+    description: V(rotate) keeps the old token valid next to the new one; V(set) makes only the
+      new one valid.
     type: str
     choices: [rotate, set]
     default: rotate
   snapshot_retention_limit:
-    description:
-      - Days automatic snapshots are kept (0 disables them).
+    description: Days automatic snapshots are kept (0 disables them).
     type: int
   snapshot_window:
-    description:
-      - Daily UTC time range for snapshots, for example V(05:00-06:00).
+    description: Daily UTC time range for snapshots, for example V(05:00-06:00).
     type: str
   maintenance_window:
-    description:
-      - Weekly UTC maintenance window, for example V(sun:06:00-sun:07:00).
-        Only used on creation.
+    description: Weekly UTC maintenance window, for example V(sun:06:00-sun:07:00). Only used on
+      creation.
     type: str
   apply_immediately:
-    description:
-      - Apply modifications now instead of in the next maintenance window.
+    description: Apply modifications now instead of in the next maintenance window.
     type: bool
     default: true
   final_snapshot_identifier:
-    description:
-      - With O(state=absent), name of a final snapshot taken before deletion.
+    description: With O(state=absent), name of a final snapshot taken before deletion.
     type: str
   wait:
-    description:
-      - Wait until the group is V(available) (present) or gone (absent).
+    description: Wait until the group is V(available) (present) or gone (absent).
     type: bool
     default: true
   wait_timeout:
-    description:
-      - Seconds to wait before failing.
+    description: Seconds to wait before failing.
     type: int
     default: 1800
   poll_interval:
-    description:
-      - Seconds between two status checks while waiting.
+    description: Seconds between two status checks while waiting.
     type: int
     default: 15
 extends_documentation_fragment:
@@ -181,9 +149,6 @@ extends_documentation_fragment:
   - amazon.aws.tags
   - amazon.aws.boto3
 notes:
-  - Changing the replica or shard count, the port, the subnet group, the engine,
-    cluster mode or encryption needs a new group (or dedicated resharding
-    calls this module does not make); the module fails and says which setting.
   - Security groups and the engine version are compared using the member
     clusters' descriptions; when the endpoint returns none (some emulators),
     they are not compared.
@@ -227,33 +192,22 @@ replication_group:
   description: The replication group as described by AWS (keys in snake_case); empty when absent.
   returned: always
   type: dict
-  sample:
-    replication_group_id: cachedapp-production
-    status: available
-    cluster_enabled: false
-    transit_encryption_enabled: true
-    auth_token_enabled: true
+  sample: {replication_group_id: cachedapp-production, status: available, cluster_enabled: false}
 endpoint:
-  description:
-    - Where clients connect. The configuration endpoint in cluster mode, else the
-      primary endpoint. Empty when absent.
+  description: Where clients connect (the configuration endpoint in cluster mode, else the
+    primary endpoint); empty when absent.
   returned: always
   type: dict
-  sample:
-    address: master.cachedapp-production.abc123.euw1.cache.amazonaws.com
-    port: 6379
+  sample: {address: master.cachedapp-production.abc123.euw1.cache.amazonaws.com, port: 6379}
 reader_endpoint:
   description: The reader endpoint (cluster mode disabled only), else empty.
   returned: always
   type: dict
-  sample:
-    address: replica.cachedapp-production.abc123.euw1.cache.amazonaws.com
-    port: 6379
+  sample: {address: replica.cachedapp-production.abc123.euw1.cache.amazonaws.com, port: 6379}
 url:
-  description:
-    - A client URL for the endpoint, C(rediss://) with TLS, C(redis://) without.
-      Database 0 in cluster mode disabled; no database in cluster mode. Holds no
-      credentials. Empty when absent.
+  description: A client URL for the endpoint, C(rediss://) with TLS, C(redis://) without;
+    database 0 in cluster mode disabled, none in cluster mode. Holds no credentials. Empty when
+    absent.
   returned: always
   type: str
   sample: rediss://master.cachedapp-production.abc123.euw1.cache.amazonaws.com:6379/0
@@ -261,8 +215,7 @@ tags:
   description: Tags of the group.
   returned: when present
   type: dict
-  sample:
-    env: production
+  sample: {env: production}
 """
 
 import contextlib
@@ -271,7 +224,7 @@ import time
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    import botocore
+    from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
@@ -281,6 +234,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
     compare_aws_tags,
+)
+from ansible_collections.amazon.aws.plugins.module_utils.transformation import (
+    scrub_none_parameters,
 )
 
 # Settings AWS cannot change on an existing group (without resharding calls).
@@ -467,7 +423,7 @@ def plan_changes(want: dict[str, Any], have: dict[str, Any]) -> tuple[dict[str, 
 
 
 def create_parameters(params: dict[str, Any]) -> dict[str, Any]:
-    """CreateReplicationGroup parameters for the task's settings."""
+    """CreateReplicationGroup parameters for the task's settings (None left out)."""
     want = desired_state(params)
     request: dict[str, Any] = {
         "ReplicationGroupId": params["replication_group_id"],
@@ -483,22 +439,19 @@ def create_parameters(params: dict[str, Any]) -> dict[str, Any]:
         "TransitEncryptionEnabled": want["transit_encryption"],
         "AtRestEncryptionEnabled": want["at_rest_encryption"],
         "ClusterMode": "enabled" if want["cluster_mode"] else "disabled",
+        "EngineVersion": params["engine_version"],
+        "CacheSubnetGroupName": params["subnet_group"],
+        "SecurityGroupIds": params["security_group_ids"],
+        "CacheParameterGroupName": params["parameter_group"],
+        "KmsKeyId": params["kms_key_id"],
+        "AuthToken": params["auth_token"],
+        "SnapshotRetentionLimit": params["snapshot_retention_limit"],
+        "SnapshotWindow": params["snapshot_window"],
+        "PreferredMaintenanceWindow": params["maintenance_window"],
     }
-    optional = {
-        "EngineVersion": params.get("engine_version"),
-        "CacheSubnetGroupName": params.get("subnet_group"),
-        "SecurityGroupIds": params.get("security_group_ids"),
-        "CacheParameterGroupName": params.get("parameter_group"),
-        "KmsKeyId": params.get("kms_key_id"),
-        "AuthToken": params.get("auth_token"),
-        "SnapshotRetentionLimit": params.get("snapshot_retention_limit"),
-        "SnapshotWindow": params.get("snapshot_window"),
-        "PreferredMaintenanceWindow": params.get("maintenance_window"),
-    }
-    request.update({k: v for k, v in optional.items() if v is not None})
-    if params.get("tags"):
+    if params["tags"]:
         request["Tags"] = ansible_dict_to_boto3_tag_list(params["tags"])
-    return request
+    return scrub_none_parameters(request)
 
 
 def endpoints(group: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -531,123 +484,99 @@ class ReplicationGroupManager:
         self.client = module.client("elasticache", retry_decorator=AWSRetry.jittered_backoff())
         self.name = module.params["replication_group_id"]
 
-    def describe(self) -> dict[str, Any] | None:
+    def call(self, operation: str, msg: str, missing: str = "", **kwargs: Any) -> Any:
+        """One API call with retries: None when it answers the error code
+        ``missing``, any other error fails the module with ``msg``."""
         try:
-            result = self.client.describe_replication_groups(
-                ReplicationGroupId=self.name, aws_retry=True
-            )
-        except is_boto3_error_code("ReplicationGroupNotFoundFault"):
+            return getattr(self.client, operation)(aws_retry=True, **kwargs)
+        except is_boto3_error_code(missing):
             return None
-        except (
-            botocore.exceptions.ClientError,
-            botocore.exceptions.BotoCoreError,
-        ) as e:  # pylint: disable=duplicate-except
-            self.module.fail_json_aws(e, msg=f"Cannot describe replication group {self.name}")
-        groups = result.get("ReplicationGroups") or []
-        return groups[0] if groups else None
+        except (ClientError, BotoCoreError) as e:  # pylint: disable=duplicate-except
+            self.module.fail_json_aws(e, msg=msg)
+
+    def describe(self) -> dict[str, Any] | None:
+        result = self.call(
+            "describe_replication_groups",
+            f"Cannot describe replication group {self.name}",
+            "ReplicationGroupNotFoundFault",
+            ReplicationGroupId=self.name,
+        )
+        return result["ReplicationGroups"][0] if result else None
 
     def members(self, group: dict[str, Any]) -> list[dict[str, Any]]:
         """Describe the member clusters (security groups, subnet group, version)."""
         found = []
         for cluster_id in group.get("MemberClusters") or []:
-            try:
-                result = self.client.describe_cache_clusters(
-                    CacheClusterId=cluster_id, aws_retry=True
-                )
-            except is_boto3_error_code("CacheClusterNotFound"):
-                continue
-            except (
-                botocore.exceptions.ClientError,
-                botocore.exceptions.BotoCoreError,
-            ) as e:  # pylint: disable=duplicate-except
-                self.module.fail_json_aws(e, msg=f"Cannot describe cache cluster {cluster_id}")
-            found.extend(result.get("CacheClusters") or [])
+            result = self.call(
+                "describe_cache_clusters",
+                f"Cannot describe cache cluster {cluster_id}",
+                "CacheClusterNotFound",
+                CacheClusterId=cluster_id,
+            )
+            if result:
+                found.extend(result["CacheClusters"])
         return found
 
     def tags(self, group: dict[str, Any]) -> dict[str, str]:
-        try:
-            result = self.client.list_tags_for_resource(ResourceName=group["ARN"], aws_retry=True)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            self.module.fail_json_aws(e, msg=f"Cannot list tags of {self.name}")
-        return boto3_tag_list_to_ansible_dict(result.get("TagList") or [])
+        msg = f"Cannot list tags of {self.name}"
+        result = self.call("list_tags_for_resource", msg, ResourceName=group["ARN"])
+        return boto3_tag_list_to_ansible_dict(result.get("TagList"))
 
     def update_tags(self, group: dict[str, Any], current: dict[str, str]) -> bool:
-        wanted = self.module.params.get("tags")
+        wanted = self.module.params["tags"]
         if wanted is None:
             return False
         to_add, to_remove = compare_aws_tags(current, wanted, self.module.params["purge_tags"])
-        if not (to_add or to_remove) or self.module.check_mode:
+        if self.module.check_mode:
             return bool(to_add or to_remove)
-        try:
-            if to_remove:
-                self.client.remove_tags_from_resource(
-                    ResourceName=group["ARN"], TagKeys=to_remove, aws_retry=True
-                )
-            if to_add:
-                self.client.add_tags_to_resource(
-                    ResourceName=group["ARN"],
-                    Tags=ansible_dict_to_boto3_tag_list(to_add),
-                    aws_retry=True,
-                )
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            self.module.fail_json_aws(e, msg=f"Cannot update tags of {self.name}")
-        return True
+        msg = f"Cannot update tags of {self.name}"
+        if to_remove:
+            self.call(
+                "remove_tags_from_resource", msg, ResourceName=group["ARN"], TagKeys=to_remove
+            )
+        if to_add:
+            tags = ansible_dict_to_boto3_tag_list(to_add)
+            self.call("add_tags_to_resource", msg, ResourceName=group["ARN"], Tags=tags)
+        return bool(to_add or to_remove)
 
-    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.client, operation)(aws_retry=True, **kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            self.module.fail_json_aws(e, msg=f"{operation} failed for {self.name}")
-        return {}  # unreachable, fail_json_aws exits
-
-    def call_when_ready(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+    def call_when_ready(self, operation: str, **kwargs: Any) -> None:
         """Call a delete or modify; while AWS refuses it because the group is
-        busy (creating, modifying, snapshotting: InvalidReplicationGroupState),
-        wait for the group to be available and try again, up to wait_timeout."""
+        busy (InvalidReplicationGroupState), wait for the group to be available
+        and try again, up to wait_timeout."""
         deadline = time.monotonic() + self.module.params["wait_timeout"]
         while True:
             try:
-                return getattr(self.client, operation)(aws_retry=True, **kwargs)
+                getattr(self.client, operation)(aws_retry=True, **kwargs)
+                return
             except is_boto3_error_code("InvalidReplicationGroupState") as e:
                 if time.monotonic() >= deadline:
-                    self.module.fail_json_aws(
-                        e, msg=f"{operation} refused for {self.name} until the timeout"
-                    )
+                    msg = f"{operation} refused for {self.name} until the timeout"
+                    self.module.fail_json_aws(e, msg=msg)
                 self.wait(gone=False, deadline=deadline)
-            except (
-                botocore.exceptions.ClientError,
-                botocore.exceptions.BotoCoreError,
-            ) as e:  # pylint: disable=duplicate-except
+            except (ClientError, BotoCoreError) as e:  # pylint: disable=duplicate-except
                 self.module.fail_json_aws(e, msg=f"{operation} failed for {self.name}")
 
     def wait(
         self, gone: bool, deadline: float | None = None, expect: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
-        """Poll until available (or, with gone=True, until not found).
-
-        Available means status "available", no pending modifications, and the
-        group-level values in ``expect`` (API names) visible: right after a
-        modify AWS may still describe the group as available with the old
-        values."""
+        """Poll until settled() with ``expect`` (or, with gone=True, until not found)."""
         timeout = self.module.params["wait_timeout"]
         interval = max(self.module.params["poll_interval"], 1)
         if deadline is None:
             deadline = time.monotonic() + timeout
-        status = "unknown"
         while True:
             group = self.describe()
-            if gone and group is None:
+            if group is None and gone:
                 return None
-            if group is not None:
-                status = group.get("Status", "unknown")
-                if not gone and settled(group, expect or {}):
-                    return group
-                if not gone and status in ("create-failed", "deleting"):
-                    self.module.fail_json(
-                        msg=f"Replication group {self.name} is {status}, not becoming available"
-                    )
-            elif not gone:
+            if group is None:
                 self.module.fail_json(msg=f"Replication group {self.name} disappeared")
+            status = group.get("Status", "unknown")
+            if not gone and settled(group, expect or {}):
+                return group
+            if not gone and status in ("create-failed", "deleting"):
+                self.module.fail_json(
+                    msg=f"Replication group {self.name} is {status}, not becoming available"
+                )
             if time.monotonic() + interval > deadline:
                 goal = "deleted" if gone else "available"
                 self.module.fail_json(
@@ -688,14 +617,12 @@ def settled(group: dict[str, Any], expect: dict[str, Any]) -> bool:
 
 def ensure_absent(manager: ReplicationGroupManager, group: dict[str, Any] | None) -> dict:
     module = manager.module
-    changed = False
-    if group is not None and group.get("Status") != "deleting":
-        changed = True
-        if not module.check_mode:
-            request: dict[str, Any] = {"ReplicationGroupId": manager.name}
-            if module.params.get("final_snapshot_identifier"):
-                request["FinalSnapshotIdentifier"] = module.params["final_snapshot_identifier"]
-            manager.call_when_ready("delete_replication_group", **request)
+    changed = group is not None and group.get("Status") != "deleting"
+    if changed and not module.check_mode:
+        request = {"ReplicationGroupId": manager.name}
+        if module.params["final_snapshot_identifier"]:
+            request["FinalSnapshotIdentifier"] = module.params["final_snapshot_identifier"]
+        manager.call_when_ready("delete_replication_group", **request)
     if group is not None and module.params["wait"] and not module.check_mode:
         manager.wait(gone=True)
     before = current_state(group, []) if group else {}
@@ -714,22 +641,16 @@ def ensure_present(manager: ReplicationGroupManager, group: dict[str, Any] | Non
     params = module.params
     want = desired_state(params)
     if group is None:
-        if not params.get("node_type"):
+        if not params["node_type"]:
             module.fail_json(msg="node_type is required to create a replication group")
-        after = dict(want)
-        if module.check_mode:
-            return {
-                "changed": True,
-                "replication_group": {},
-                "endpoint": {},
-                "reader_endpoint": {},
-                "url": "",
-                "tags": params.get("tags") or {},
-                "diff": {"before": {}, "after": _known(after)},
-            }
-        manager.call("create_replication_group", **create_parameters(params))
-        group = manager.wait(gone=False) if params["wait"] else manager.describe()
-        return result_for(manager, group, True, {}, after)
+        if not module.check_mode:
+            manager.call(
+                "create_replication_group",
+                f"create_replication_group failed for {manager.name}",
+                **create_parameters(params),
+            )
+            group = manager.wait(gone=False) if params["wait"] else manager.describe()
+        return result_for(manager, group, True, {}, want)
 
     if group.get("Status") == "deleting":
         module.fail_json(
@@ -738,7 +659,7 @@ def ensure_present(manager: ReplicationGroupManager, group: dict[str, Any] | Non
     # A re-run while the group is still being created (or modified) has no
     # endpoint to report yet: wait for it rather than return an empty one.
     if params["wait"] and not module.check_mode and not settled(group, {}):
-        group = manager.wait(gone=False) or group
+        group = manager.wait(gone=False)
     have = current_state(group, manager.members(group))
     modify, immutable = plan_changes(want, have)
     if immutable:
@@ -749,18 +670,16 @@ def ensure_present(manager: ReplicationGroupManager, group: dict[str, Any] | Non
                 + ". Delete and re-create it, or keep the current values."
             )
         )
-    token = params.get("auth_token")
+    token = params["auth_token"]
     send_token = params["auth_token_update"] == "always" or not have["auth_token_enabled"]
     if token is not None and send_token:
         modify["AuthToken"] = token
         modify["AuthTokenUpdateStrategy"] = params["auth_token_update_strategy"].upper()
-    current_tags = manager.tags(group)
-    tags_changed = manager.update_tags(group, current_tags)
+    tags_changed = manager.update_tags(group, manager.tags(group))
     after = dict(have)
     after.update({key: want[key] for key in MODIFIABLE if _differs(key, want[key], have[key])})
     if "AuthToken" in modify:
         after["auth_token_enabled"] = True
-    changed = bool(modify) or tags_changed
     if modify and not module.check_mode:
         manager.call_when_ready(
             "modify_replication_group",
@@ -772,7 +691,7 @@ def ensure_present(manager: ReplicationGroupManager, group: dict[str, Any] | Non
         group = manager.wait(gone=False, expect=expect) if params["wait"] else manager.describe()
     elif tags_changed and not module.check_mode:
         group = manager.describe()
-    return result_for(manager, group, changed, have, after)
+    return result_for(manager, group, bool(modify) or tags_changed, have, after)
 
 
 def result_for(
@@ -784,9 +703,10 @@ def result_for(
 ) -> dict[str, Any]:
     group = group or {}
     endpoint, reader, url = endpoints(group)
-    tags = manager.tags(group) if group.get("ARN") else {}
-    if manager.module.check_mode and manager.module.params.get("tags") is not None:
+    if manager.module.check_mode and manager.module.params["tags"] is not None:
         tags = dict(manager.module.params["tags"])
+    else:
+        tags = manager.tags(group) if group.get("ARN") else {}
     return {
         "changed": changed,
         "replication_group": camel_dict_to_snake_dict(group),
