@@ -12,7 +12,7 @@ short_description: Tell the resources this environment owns from same-named ones
 description:
   - For each named resource, reads its tags (and its VPC where it has one) and
     sorts it into RV(owned) (carries every tag of O(tags), and lies in O(vpc_id)
-    when it has a VPC), RV(foreign) (exists but fails that test: left alone, and
+    when it has a VPC), RV(foreign) (exists but fails that test; left alone and
     reported as a warning) or RV(absent).
   - A resource type that cannot carry tags through the collections' modules
     (cache subnet groups) is owned when it lies in O(vpc_id).
