@@ -26,9 +26,8 @@ options:
     type: dict
     required: true
   vpc_id:
-    description:
-      - The environment's VPC; empty when it does not exist (then nothing with a
-        VPC can be owned).
+    description: The environment's VPC; empty when it does not exist (then nothing with a VPC
+      can be owned).
     type: str
     default: ""
   resources:
@@ -95,11 +94,10 @@ details:
 """
 
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    import botocore
+    from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import (
     is_boto3_error_code,
@@ -109,6 +107,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     boto3_tag_list_to_ansible_dict,
+    compare_aws_tags,
 )
 
 KINDS = (
@@ -141,18 +140,18 @@ UNTAGGABLE = ("cache_subnet_group",)
 
 
 class Reader:
-    """One describe per resource; returns (tags, vpc_id or None, details) or None."""
+    """One method per kind: (tags, VPC ID or None, details), or None (or a
+    NOT_FOUND error) when the resource does not exist."""
 
     def __init__(self, module: AnsibleAWSModule) -> None:
         self.module = module
-        retry = AWSRetry.jittered_backoff()
-        self._clients: dict[str, Any] = {}
-        self._retry = retry
+        self.retry = AWSRetry.jittered_backoff()
+        self.clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.module.client(service, retry_decorator=self._retry)
-        return self._clients[service]
+        if service not in self.clients:
+            self.clients[service] = self.module.client(service, retry_decorator=self.retry)
+        return self.clients[service]
 
     def ssm_parameter(self, name: str) -> tuple | None:
         ssm = self.client("ssm")
@@ -169,7 +168,7 @@ class Reader:
 
     def _elb_tags(self, arn: str) -> dict[str, str]:
         described = self.client("elbv2").describe_tags(ResourceArns=[arn], aws_retry=True)
-        return boto3_tag_list_to_ansible_dict(described["TagDescriptions"][0].get("Tags", []))
+        return boto3_tag_list_to_ansible_dict(described["TagDescriptions"][0].get("Tags"))
 
     def load_balancer(self, name: str) -> tuple | None:
         lbs = self.client("elbv2").describe_load_balancers(Names=[name], aws_retry=True)
@@ -192,7 +191,7 @@ class Reader:
             "deletion_protection": bool(db.get("DeletionProtection")),
             "status": db.get("DBInstanceStatus"),
         }
-        tags = boto3_tag_list_to_ansible_dict(db.get("TagList") or [])
+        tags = boto3_tag_list_to_ansible_dict(db.get("TagList"))
         return tags, (db.get("DBSubnetGroup") or {}).get("VpcId"), details
 
     def db_subnet_group(self, name: str) -> tuple | None:
@@ -224,11 +223,11 @@ class Reader:
         keys = self.client("ec2").describe_key_pairs(KeyNames=[name], aws_retry=True)["KeyPairs"]
         key = keys[0]
         details = {"fingerprint": key.get("KeyFingerprint"), "id": key.get("KeyPairId")}
-        return boto3_tag_list_to_ansible_dict(key.get("Tags") or []), None, details
+        return boto3_tag_list_to_ansible_dict(key.get("Tags")), None, details
 
     def sns_topic(self, name: str) -> tuple | None:
         sns = self.client("sns")
-        topics = paginated_query_with_retries(sns, "list_topics", self._retry)
+        topics = paginated_query_with_retries(sns, "list_topics", self.retry)
         arns = [t["TopicArn"] for t in topics.get("Topics", [])]
         arn = next((a for a in arns if a.rsplit(":", 1)[-1] == name), None)
         if arn is None:
@@ -246,7 +245,7 @@ def verdict(
         return f"in {where}, not this environment's VPC ({our_vpc or 'none found'})"
     if kind in UNTAGGABLE and tags is None:
         return "" if vpc is not None else "no VPC to tell by"
-    missing = {k: v for k, v in want.items() if (tags or {}).get(k) != v}
+    missing, _ = compare_aws_tags(tags or {}, want, purge_tags=False)
     if missing:
         lacking = ", ".join(f"{k}={v}" for k, v in sorted(missing.items()))
         return f"tags {tags or {}} lack {lacking}"
@@ -271,29 +270,24 @@ def main() -> None:
         supports_check_mode=True,
     )
     reader = Reader(module)
-    want = {str(k): str(v) for k, v in module.params["tags"].items()}
     owned: dict[str, list[str]] = {kind: [] for kind in KINDS}
     absent: dict[str, list[str]] = {kind: [] for kind in KINDS}
     foreign: list[dict[str, str]] = []
     details: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
     for item in module.params["resources"]:
         kind, name = item["kind"], item["name"]
-        read: Callable[[str], tuple | None] = getattr(reader, kind)
         try:
-            found = read(name)
+            found = getattr(reader, kind)(name)
         except is_boto3_error_code(NOT_FOUND):
             found = None
-        except (
-            botocore.exceptions.ClientError,
-            botocore.exceptions.BotoCoreError,
-        ) as e:  # pylint: disable=duplicate-except
+        except (ClientError, BotoCoreError) as e:  # pylint: disable=duplicate-except
             module.fail_json_aws(e, msg=f"Cannot read {kind} {name}")
         if found is None:
             absent[kind].append(name)
             continue
         tags, vpc, info = found
         details[kind][name] = {**info, "vpc_id": vpc, "tags": tags}
-        reason = verdict(kind, tags, vpc, want, module.params["vpc_id"])
+        reason = verdict(kind, tags, vpc, module.params["tags"], module.params["vpc_id"])
         if reason:
             foreign.append({"kind": kind, "name": name, "reason": reason})
             module.warn(f"{kind} {name} is not this environment's ({reason}): left alone")
