@@ -142,7 +142,7 @@ import contextlib
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    import botocore
+    from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import (
     paginated_query_with_retries,
@@ -152,6 +152,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
+    compare_aws_tags,
 )
 
 
@@ -202,7 +203,7 @@ class Alarms:
         self.retry = AWSRetry.jittered_backoff()
         self.cw = module.client("cloudwatch", retry_decorator=self.retry)
         self.prefix = module.params["prefix"]
-        self.tags = {str(k): str(v) for k, v in module.params["tags"].items()}
+        self.tags = module.params["tags"]
         self.created: list[str] = []
         self.updated: list[str] = []
         self.deleted: list[str] = []
@@ -229,8 +230,8 @@ class Alarms:
         for name, alarm in have.items():
             if name not in wanted:
                 (self.deleted if self.is_ours(alarm) else self.foreign).append(name)
-        if self.deleted and not self.module.check_mode:
-            for start in range(0, len(self.deleted), 100):
+        if not self.module.check_mode:
+            for start in range(0, len(self.deleted), 100):  # DeleteAlarms takes 100 names at most
                 chunk = self.deleted[start : start + 100]
                 self.cw.delete_alarms(AlarmNames=chunk, aws_retry=True)
 
@@ -250,8 +251,9 @@ class Alarms:
 
     def is_ours(self, alarm: dict[str, Any]) -> bool:
         listed = self.cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"], aws_retry=True)
-        tags = boto3_tag_list_to_ansible_dict(listed.get("Tags") or [])
-        return all(tags.get(k) == v for k, v in self.tags.items())
+        tags = boto3_tag_list_to_ansible_dict(listed.get("Tags"))
+        missing, _ = compare_aws_tags(tags, self.tags, purge_tags=False)
+        return not missing
 
 
 def main() -> None:
@@ -306,7 +308,7 @@ def main() -> None:
     manager = Alarms(module)
     try:
         manager.sync()
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+    except (ClientError, BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Cannot manage the alarms {module.params['prefix']}*")
     for name in manager.foreign:
         module.warn(f"alarm {name} lacks the environment's tags: left alone")
