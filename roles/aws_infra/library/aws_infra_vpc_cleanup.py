@@ -86,13 +86,14 @@ from collections.abc import Callable
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    import botocore
+    from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     boto3_tag_list_to_ansible_dict,
+    compare_aws_tags,
 )
 
 GONE = (
@@ -113,24 +114,26 @@ class Cleanup:
         self.module = module
         self.ec2 = client
         self.vpc = module.params["vpc_id"]
-        self.want = {str(k): str(v) for k, v in module.params["tags"].items()}
         self.deadline = time.monotonic() + module.params["wait_timeout"]
         self.interval = max(module.params["poll_interval"], 1)
         self.deleted: list[str] = []
         self.foreign: list[str] = []
 
     def ours(self, resource: dict[str, Any]) -> bool:
-        tags = boto3_tag_list_to_ansible_dict(resource.get("Tags") or [])
-        return all(tags.get(k) == v for k, v in self.want.items())
+        tags = boto3_tag_list_to_ansible_dict(resource.get("Tags"))
+        missing, _ = compare_aws_tags(tags, self.module.params["tags"], purge_tags=False)
+        return not missing
 
-    def delete(self, what: str, call: Callable[[], Any]) -> None:
-        """Run one deletion; wait out DependencyViolation; a gone resource is fine."""
+    def delete(self, what: str, operation: Callable[..., Any], **kwargs: Any) -> None:
+        """Call ``operation``; wait out DependencyViolation; a gone resource is fine."""
         if self.module.check_mode:
             self.deleted.append(what)
             return
         while True:
             try:
-                call()
+                operation(aws_retry=True, **kwargs)
+                self.deleted.append(what)
+                return
             except is_boto3_error_code(GONE):
                 return
             except is_boto3_error_code("DependencyViolation") as e:  # pylint: disable=duplicate-except
@@ -144,29 +147,20 @@ class Cleanup:
                         deleted=self.deleted,
                     )
                 time.sleep(self.interval)
-                continue
-            except (
-                botocore.exceptions.ClientError,
-                botocore.exceptions.BotoCoreError,
-            ) as e:  # pylint: disable=duplicate-except
+            except (ClientError, BotoCoreError) as e:  # pylint: disable=duplicate-except
                 self.module.fail_json_aws(e, msg=f"Cannot delete {what}", deleted=self.deleted)
-            self.deleted.append(what)
-            return
 
-    def in_vpc(self, describe: str, key: str, extra: list | None = None) -> list[dict]:
-        filters = [{"Name": "vpc-id", "Values": [self.vpc]}, *(extra or [])]
-        if describe == "describe_internet_gateways":
-            filters = [{"Name": "attachment.vpc-id", "Values": [self.vpc]}]
+    def in_vpc(
+        self, describe: str, key: str, vpc_filter: str = "vpc-id", extra: tuple = ()
+    ) -> list[dict]:
+        filters = [{"Name": vpc_filter, "Values": [self.vpc]}, *extra]
         return getattr(self.ec2, describe)(Filters=filters, aws_retry=True)[key]
 
     def security_groups(self, names: list[str]) -> None:
         if not names:
             return
-        found = self.in_vpc(
-            "describe_security_groups",
-            "SecurityGroups",
-            [{"Name": "group-name", "Values": names}],
-        )
+        name_filter = {"Name": "group-name", "Values": names}
+        found = self.in_vpc("describe_security_groups", "SecurityGroups", extra=(name_filter,))
         mine = []
         for group in found:
             label = f"security group {group['GroupId']} ({group['GroupName']})"
@@ -178,36 +172,26 @@ class Cleanup:
         for group, _ in mine:
             refs = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
             if refs and not self.module.check_mode:
-                with contextlib.suppress(botocore.exceptions.ClientError):
+                with contextlib.suppress(ClientError):
                     self.ec2.revoke_security_group_ingress(
                         GroupId=group["GroupId"], IpPermissions=refs, aws_retry=True
                     )
         for group, label in mine:
-            self.delete(
-                label,
-                lambda g=group: self.ec2.delete_security_group(
-                    GroupId=g["GroupId"], aws_retry=True
-                ),
-            )
+            self.delete(label, self.ec2.delete_security_group, GroupId=group["GroupId"])
 
     def network(self) -> None:
-        vpcs = self.ec2.describe_vpcs(VpcIds=[self.vpc], aws_retry=True)["Vpcs"]
-        if not vpcs:
-            return
-        if not self.ours(vpcs[0]):
+        vpc = self.ec2.describe_vpcs(VpcIds=[self.vpc], aws_retry=True)["Vpcs"][0]
+        if not self.ours(vpc):
             self.foreign.append(f"VPC {self.vpc}")
             return
         self.route_tables()
         self.internet_gateways()
         for subnet in self.in_vpc("describe_subnets", "Subnets"):
             label = f"subnet {subnet['SubnetId']} ({subnet['CidrBlock']})"
-            if not self.ours(subnet):
+            if self.ours(subnet):
+                self.delete(label, self.ec2.delete_subnet, SubnetId=subnet["SubnetId"])
+            else:
                 self.foreign.append(label)
-                continue
-            self.delete(
-                label,
-                lambda s=subnet: self.ec2.delete_subnet(SubnetId=s["SubnetId"], aws_retry=True),
-            )
         if not self.module.check_mode:
             for g in self.in_vpc("describe_security_groups", "SecurityGroups"):
                 label = f"security group {g['GroupId']} ({g['GroupName']})"
@@ -216,7 +200,7 @@ class Cleanup:
         if self.foreign:
             self.module.warn(f"VPC {self.vpc} kept: it still holds {', '.join(self.foreign)}")
             return
-        self.delete(f"VPC {self.vpc}", lambda: self.ec2.delete_vpc(VpcId=self.vpc, aws_retry=True))
+        self.delete(f"VPC {self.vpc}", self.ec2.delete_vpc, VpcId=self.vpc)
 
     def route_tables(self) -> None:
         for table in self.in_vpc("describe_route_tables", "RouteTables"):
@@ -228,34 +212,27 @@ class Cleanup:
                 continue
             for assoc in table.get("Associations", []):
                 if not self.module.check_mode:
-                    with contextlib.suppress(botocore.exceptions.ClientError):
+                    with contextlib.suppress(ClientError):
                         self.ec2.disassociate_route_table(
                             AssociationId=assoc["RouteTableAssociationId"], aws_retry=True
                         )
-            self.delete(
-                label,
-                lambda t=table: self.ec2.delete_route_table(
-                    RouteTableId=t["RouteTableId"], aws_retry=True
-                ),
-            )
+            self.delete(label, self.ec2.delete_route_table, RouteTableId=table["RouteTableId"])
 
     def internet_gateways(self) -> None:
-        for igw in self.in_vpc("describe_internet_gateways", "InternetGateways"):
-            label = f"internet gateway {igw['InternetGatewayId']}"
+        igws = self.in_vpc("describe_internet_gateways", "InternetGateways", "attachment.vpc-id")
+        for igw in igws:
+            gid = igw["InternetGatewayId"]
+            label = f"internet gateway {gid}"
             if not self.ours(igw):
                 self.foreign.append(label)
                 continue
-            gid = igw["InternetGatewayId"]
             self.delete(
                 f"{label} attachment",
-                lambda g=gid: self.ec2.detach_internet_gateway(
-                    InternetGatewayId=g, VpcId=self.vpc, aws_retry=True
-                ),
+                self.ec2.detach_internet_gateway,
+                InternetGatewayId=gid,
+                VpcId=self.vpc,
             )
-            self.delete(
-                label,
-                lambda g=gid: self.ec2.delete_internet_gateway(InternetGatewayId=g, aws_retry=True),
-            )
+            self.delete(label, self.ec2.delete_internet_gateway, InternetGatewayId=gid)
 
 
 def main() -> None:
@@ -278,10 +255,7 @@ def main() -> None:
             cleanup.network()
     except is_boto3_error_code("InvalidVpcID.NotFound"):
         pass
-    except (
-        botocore.exceptions.ClientError,
-        botocore.exceptions.BotoCoreError,
-    ) as e:  # pylint: disable=duplicate-except
+    except (ClientError, BotoCoreError) as e:  # pylint: disable=duplicate-except
         module.fail_json_aws(e, msg=f"Cannot read VPC {module.params['vpc_id']}")
     for label in cleanup.foreign:
         if "VPC " not in label:
