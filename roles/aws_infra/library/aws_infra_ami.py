@@ -87,16 +87,13 @@ import contextlib
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    import botocore
+    from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 DEFAULT_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{architecture}"
-AWS_ERRORS: tuple[type[Exception], ...] = ()
-with contextlib.suppress(NameError):
-    AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 
 
 def choose_architecture(
@@ -123,10 +120,7 @@ def main() -> None:
         argument_spec={
             "instance_type": {"type": "str", "required": True},
             "architecture": {"type": "str", "default": "", "choices": ["", "x86_64", "arm64"]},
-            "parameter": {
-                "type": "str",
-                "default": DEFAULT_PARAMETER,
-            },
+            "parameter": {"type": "str", "default": DEFAULT_PARAMETER},
             "setting_names": {
                 "type": "dict",
                 "default": {"instance_type": "instance_type", "architecture": "architecture"},
@@ -144,7 +138,7 @@ def main() -> None:
         described = ec2.describe_instance_types(InstanceTypes=[itype], aws_retry=True)
     except is_boto3_error_code("InvalidInstanceType"):
         module.fail_json(msg=f"{names['instance_type']} {itype!r} is not an instance type here")
-    except AWS_ERRORS as e:  # pylint: disable=duplicate-except
+    except (ClientError, BotoCoreError) as e:  # pylint: disable=duplicate-except
         module.fail_json_aws(e, msg=f"Cannot describe instance type {itype}")
     types = described.get("InstanceTypes") or [{}]
     supported = types[0].get("ProcessorInfo", {}).get("SupportedArchitectures") or []
@@ -157,11 +151,11 @@ def main() -> None:
         image_id = ssm.get_parameter(Name=parameter, aws_retry=True)["Parameter"]["Value"]
     except is_boto3_error_code("ParameterNotFound"):
         module.fail_json(msg=f"aws_infra: SSM parameter {parameter} does not exist in this region")
-    except AWS_ERRORS as e:  # pylint: disable=duplicate-except
+    except (ClientError, BotoCoreError) as e:  # pylint: disable=duplicate-except
         module.fail_json_aws(e, msg=f"Cannot read SSM parameter {parameter}")
     try:
         images = ec2.describe_images(ImageIds=[image_id], aws_retry=True).get("Images") or []
-    except AWS_ERRORS as e:
+    except (ClientError, BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Cannot describe image {image_id} (from {parameter})")
     image: dict[str, Any] = images[0] if images else {}
     if image.get("State") != "available" or image.get("Architecture") != arch:
