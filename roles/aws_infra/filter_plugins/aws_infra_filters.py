@@ -8,7 +8,6 @@ import base64
 import binascii
 import hashlib
 import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -101,17 +100,13 @@ def ssh_key_fingerprints(value: str) -> list[str]:
     der = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-
-    def colons(digest: str) -> str:
-        return re.sub(r"([0-9a-f]{2})(?!$)", r"\1:", digest)
-
     sha256_b64 = base64.b64encode(hashlib.sha256(blob).digest()).decode()
     return [
-        colons(hashlib.md5(der, usedforsecurity=False).hexdigest()),
+        hashlib.md5(der, usedforsecurity=False).digest().hex(":"),
         sha256_b64,
         sha256_b64.rstrip("="),
         "SHA256:" + sha256_b64.rstrip("="),
-        colons(hashlib.sha256(der).hexdigest()),
+        hashlib.sha256(der).digest().hex(":"),
     ]
 
 
@@ -147,7 +142,7 @@ def db_major_upgrade(wanted: str, current: str | None) -> bool:
     """True when ``wanted`` is a newer major version than the running one."""
     if not wanted or not current:
         return False
-    return _version(str(wanted))[0] > _version(str(current))[0]
+    return _version(wanted)[0] > _version(current)[0]
 
 
 def alarm_specs(
