@@ -334,6 +334,7 @@ def desired_multi_az(params: dict[str, Any]) -> bool:
 def desired_state(params: dict[str, Any]) -> dict[str, Any]:
     """The comparable settings the task asks for (None = not managed)."""
     failover = desired_failover(params)
+    group_ids = params["security_group_ids"]
     return {
         "description": params.get("description") or params["replication_group_id"],
         "engine": params["engine"],
@@ -346,11 +347,7 @@ def desired_state(params: dict[str, Any]) -> dict[str, Any]:
         "multi_az": desired_multi_az(params),
         "port": params["port"],
         "subnet_group": params.get("subnet_group"),
-        "security_group_ids": (
-            sorted(params["security_group_ids"])
-            if params.get("security_group_ids") is not None
-            else None
-        ),
+        "security_group_ids": sorted(group_ids) if group_ids is not None else None,
         "transit_encryption": params["transit_encryption"],
         "at_rest_encryption": params["at_rest_encryption"],
         "auth_token_enabled": params.get("auth_token") is not None,
@@ -359,21 +356,15 @@ def desired_state(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _endpoint_port(group: dict[str, Any]) -> int | None:
-    endpoint = group.get("ConfigurationEndpoint")
-    if not endpoint:
-        node_groups = group.get("NodeGroups") or [{}]
-        endpoint = node_groups[0].get("PrimaryEndpoint")
-    return endpoint.get("Port") if endpoint else None
-
-
 def current_state(group: dict[str, Any], members: list[dict[str, Any]]) -> dict[str, Any]:
     """Normalise a DescribeReplicationGroups entry (+ its member clusters)."""
     node_groups = group.get("NodeGroups") or []
     members_per_group = [len(ng.get("NodeGroupMembers") or []) for ng in node_groups]
     replicas = max(members_per_group[0] - 1, 0) if members_per_group else 0
     first = members[0] if members else {}
-    security_groups = first.get("SecurityGroups")
+    group_ids = None  # unknown when the endpoint describes no member cluster
+    if first.get("SecurityGroups") is not None:
+        group_ids = sorted(sg["SecurityGroupId"] for sg in first["SecurityGroups"])
     return {
         "description": group.get("Description"),
         "engine": group.get("Engine") or first.get("Engine") or "redis",
@@ -384,13 +375,9 @@ def current_state(group: dict[str, Any], members: list[dict[str, Any]]) -> dict[
         "replicas_per_node_group": replicas,
         "automatic_failover": group.get("AutomaticFailover") in ("enabled", "enabling"),
         "multi_az": group.get("MultiAZ") == "enabled",
-        "port": _endpoint_port(group),
+        "port": endpoints(group)[0].get("port"),
         "subnet_group": first.get("CacheSubnetGroupName"),
-        "security_group_ids": (
-            sorted(sg["SecurityGroupId"] for sg in security_groups)
-            if security_groups is not None
-            else None
-        ),
+        "security_group_ids": group_ids,
         "transit_encryption": bool(group.get("TransitEncryptionEnabled")),
         "at_rest_encryption": bool(group.get("AtRestEncryptionEnabled")),
         "auth_token_enabled": bool(group.get("AuthTokenEnabled")),
@@ -456,8 +443,6 @@ def create_parameters(params: dict[str, Any]) -> dict[str, Any]:
 
 def endpoints(group: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
     """(client endpoint, reader endpoint, client URL) of a described group."""
-    if not group:
-        return {}, {}, ""
     scheme = "rediss" if group.get("TransitEncryptionEnabled") else "redis"
     config = group.get("ConfigurationEndpoint")
     if config:
@@ -579,12 +564,8 @@ class ReplicationGroupManager:
                 )
             if time.monotonic() + interval > deadline:
                 goal = "deleted" if gone else "available"
-                self.module.fail_json(
-                    msg=(
-                        f"Timed out after {timeout}s waiting for replication group "
-                        f"{self.name} to be {goal} (status: {status})"
-                    )
-                )
+                waited = f"Timed out after {timeout}s waiting for replication group {self.name}"
+                self.module.fail_json(msg=f"{waited} to be {goal} (status: {status})")
             time.sleep(interval)
 
 
@@ -604,8 +585,7 @@ def settled(group: dict[str, Any], expect: dict[str, Any]) -> bool:
     """True when the group is available with nothing pending and shows ``expect``."""
     if group.get("Status") != "available":
         return False
-    pending = {k: v for k, v in (group.get("PendingModifiedValues") or {}).items() if v}
-    if pending:
+    if any((group.get("PendingModifiedValues") or {}).values()):
         return False
     for api, value in expect.items():
         if api in VISIBLE_AFTER_MODIFY:
