@@ -1,9 +1,7 @@
 #!/usr/bin/python
 # Copyright: the cachedapp project authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Delete an environment's security groups (and its network), waiting out
-DependencyViolation while network interfaces of deleted ALB/RDS/ElastiCache
-resources linger."""
+"""Delete an environment's security groups (and its network), waiting out DependencyViolation."""
 
 from __future__ import annotations
 
@@ -138,14 +136,9 @@ class Cleanup:
                 return
             except is_boto3_error_code("DependencyViolation") as e:  # pylint: disable=duplicate-except
                 if time.monotonic() + self.interval > self.deadline:
-                    self.module.fail_json_aws(
-                        e,
-                        msg=(
-                            f"{what} still has dependents after "
-                            f"{self.module.params['wait_timeout']}s (DependencyViolation)"
-                        ),
-                        deleted=self.deleted,
-                    )
+                    timeout = self.module.params["wait_timeout"]
+                    msg = f"{what} still has dependents after {timeout}s (DependencyViolation)"
+                    self.module.fail_json_aws(e, msg=msg, deleted=self.deleted)
                 time.sleep(self.interval)
             except (ClientError, BotoCoreError) as e:  # pylint: disable=duplicate-except
                 self.module.fail_json_aws(e, msg=f"Cannot delete {what}", deleted=self.deleted)
