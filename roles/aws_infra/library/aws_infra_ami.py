@@ -26,21 +26,18 @@ options:
     type: str
     required: true
   architecture:
-    description:
-      - V(x86_64) or V(arm64); empty takes the instance type's architecture.
+    description: V(x86_64) or V(arm64); empty takes the instance type's architecture.
     type: str
     default: ""
     choices: ["", x86_64, arm64]
   parameter:
-    description:
-      - SSM parameter holding the image ID; C({architecture}) in it is replaced
-        by the architecture.
+    description: SSM parameter holding the image ID; C({architecture}) in it is replaced by the
+      architecture.
     type: str
     default: /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{architecture}
   setting_names:
-    description:
-      - Names of the role settings behind O(instance_type) and O(architecture),
-        used in error messages.
+    description: Names of the role settings behind O(instance_type) and O(architecture), used in
+      error messages.
     type: dict
     default: {instance_type: instance_type, architecture: architecture}
 extends_documentation_fragment:

@@ -40,16 +40,8 @@ options:
         description: Resource type.
         type: str
         required: true
-        choices:
-          - ssm_parameter
-          - load_balancer
-          - target_group
-          - db_instance
-          - db_subnet_group
-          - replication_group
-          - cache_subnet_group
-          - key_pair
-          - sns_topic
+        choices: [ssm_parameter, load_balancer, target_group, db_instance, db_subnet_group,
+                  replication_group, cache_subnet_group, key_pair, sns_topic]
       name:
         description: Its name (the topic's name for V(sns_topic)).
         type: str
@@ -183,9 +175,8 @@ class Reader:
         return self._elb_tags(arn), tg.get("VpcId"), {"arn": arn}
 
     def db_instance(self, name: str) -> tuple | None:
-        db = self.client("rds").describe_db_instances(DBInstanceIdentifier=name, aws_retry=True)[
-            "DBInstances"
-        ][0]
+        rds = self.client("rds")
+        db = rds.describe_db_instances(DBInstanceIdentifier=name, aws_retry=True)["DBInstances"][0]
         details = {
             "arn": db.get("DBInstanceArn"),
             "deletion_protection": bool(db.get("DeletionProtection")),
