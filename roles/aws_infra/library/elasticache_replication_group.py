@@ -304,7 +304,7 @@ def validate_params(params: dict[str, Any]) -> None:
         raise ParameterError("multi_az requires automatic_failover")
     if desired_multi_az(params) and params["replicas_per_node_group"] < 1:
         raise ParameterError("multi_az needs replicas_per_node_group >= 1")
-    token = params.get("auth_token")
+    token = params["auth_token"]
     if token is not None:
         if not params["transit_encryption"]:
             raise ParameterError("auth_token requires transit_encryption")
@@ -319,14 +319,14 @@ def validate_params(params: dict[str, Any]) -> None:
 
 def desired_failover(params: dict[str, Any]) -> bool:
     """Automatic failover: explicit value, else on when there is a replica."""
-    if params.get("automatic_failover") is not None:
+    if params["automatic_failover"] is not None:
         return bool(params["automatic_failover"])
     return params["replicas_per_node_group"] > 0 or params["cluster_mode"]
 
 
 def desired_multi_az(params: dict[str, Any]) -> bool:
     """Multi-AZ: explicit value, else on with automatic failover and a replica."""
-    if params.get("multi_az") is not None:
+    if params["multi_az"] is not None:
         return bool(params["multi_az"])
     return desired_failover(params) and params["replicas_per_node_group"] > 0
 
@@ -336,23 +336,23 @@ def desired_state(params: dict[str, Any]) -> dict[str, Any]:
     failover = desired_failover(params)
     group_ids = params["security_group_ids"]
     return {
-        "description": params.get("description") or params["replication_group_id"],
+        "description": params["description"] or params["replication_group_id"],
         "engine": params["engine"],
-        "engine_version": params.get("engine_version"),
-        "node_type": params.get("node_type"),
+        "engine_version": params["engine_version"],
+        "node_type": params["node_type"],
         "cluster_mode": params["cluster_mode"],
         "num_node_groups": params["num_node_groups"],
         "replicas_per_node_group": params["replicas_per_node_group"],
         "automatic_failover": failover,
         "multi_az": desired_multi_az(params),
         "port": params["port"],
-        "subnet_group": params.get("subnet_group"),
+        "subnet_group": params["subnet_group"],
         "security_group_ids": sorted(group_ids) if group_ids is not None else None,
         "transit_encryption": params["transit_encryption"],
         "at_rest_encryption": params["at_rest_encryption"],
-        "auth_token_enabled": params.get("auth_token") is not None,
-        "snapshot_retention_limit": params.get("snapshot_retention_limit"),
-        "snapshot_window": params.get("snapshot_window"),
+        "auth_token_enabled": params["auth_token"] is not None,
+        "snapshot_retention_limit": params["snapshot_retention_limit"],
+        "snapshot_window": params["snapshot_window"],
     }
 
 
