@@ -1,9 +1,8 @@
 """The load generator of the drills and the day-2 tests: threads doing GET in a loop.
 
-scripts/drill.py runs two of these per phase (one past nginx's edge microcache, one
-through it); molecule/day2's tests run one through the balancer while they deploy or
-stop a web host. HTTPS is verified the requests way: `verify=` (a CA bundle), or, when
-it is not given, REQUESTS_CA_BUNDLE from the environment (the day-2 tests set it).
+scripts/drill.py and molecule/day2's tests use it. HTTPS is verified the requests way:
+`verify=` (a CA bundle), or, when it is not given, REQUESTS_CA_BUNDLE from the
+environment (the day-2 tests set it).
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from types import TracebackType
+from dataclasses import dataclass, field
 
 import requests
 
@@ -30,6 +29,11 @@ def warm(url: str) -> int:
     return requests.get(url, timeout=TIMEOUT * 2).status_code
 
 
+def _listed(counter: Counter[int] | Counter[str]) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in sorted(counter.items()))
+
+
+@dataclass(eq=False)
 class LoadLoop:
     """Threads doing GET on a URL in a loop until the block exits; counts responses.
 
@@ -41,35 +45,22 @@ class LoadLoop:
     (pause) where that operation builds or restarts something.
     """
 
-    def __init__(
-        self,
-        url: str,
-        workers: int = 4,
-        timeout: float = TIMEOUT,
-        pause: float = 0.0,
-        headers: dict[str, str] | None = None,
-        *,
-        verify: bool | str | None = None,
-    ) -> None:
-        # pause: seconds each worker sleeps after an answer (0: as fast as the stack
-        # answers). headers: sent with every request (EDGE_BYPASS: past the edge).
-        # verify: requests' verify (a CA bundle's path; None: REQUESTS_CA_BUNDLE).
-        self.url = url
-        self.workers = workers
-        self.timeout = timeout
-        self.pause = pause
-        self.headers = headers or {}
-        self.verify = verify
-        self.slowest = 0.0
-        self.statuses: Counter[int] = Counter()
-        self.cache: Counter[str] = Counter()
-        self.edge: Counter[str] = Counter()  # X-Edge-Cache ("-": none)
-        self.error_kinds: Counter[str] = Counter()
-        self.seconds = 0.0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._start = 0.0
+    url: str
+    workers: int = 4
+    timeout: float = TIMEOUT
+    pause: float = 0.0  # seconds each worker sleeps after an answer
+    headers: dict[str, str] | None = None  # sent with every request (EDGE_BYPASS: past the edge)
+    verify: bool | str | None = None  # a CA bundle's path; None: REQUESTS_CA_BUNDLE
+    statuses: Counter[int] = field(default_factory=Counter, init=False)
+    cache: Counter[str] = field(default_factory=Counter, init=False)  # X-Cache ("-": none)
+    edge: Counter[str] = field(default_factory=Counter, init=False)  # X-Edge-Cache ("-": none)
+    error_kinds: Counter[str] = field(default_factory=Counter, init=False)
+    slowest: float = field(default=0.0, init=False)
+    seconds: float = field(default=0.0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _threads: list[threading.Thread] = field(default_factory=list, init=False)
+    _start: float = field(default=0.0, init=False)
 
     def _worker(self) -> None:
         with requests.Session() as session:
@@ -101,12 +92,7 @@ class LoadLoop:
             self._threads.append(thread)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(self.timeout + 1)
@@ -129,13 +115,10 @@ class LoadLoop:
         return sum(self.error_kinds.values())
 
     def summary(self) -> str:
-        statuses = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
-        cache = ", ".join(f"{k}: {n}" for k, n in sorted(self.cache.items()))
-        edge = ", ".join(f"{k}: {n}" for k, n in sorted(self.edge.items()))
-        errors = ", ".join(f"{k}: {n}" for k, n in sorted(self.error_kinds.items())) or "none"
+        errors = _listed(self.error_kinds) or "none"
         return (
             f"{self.total} responses in {self.seconds:.1f} s: {self.ok} 2xx, "
             f"{self.non_2xx} non-2xx, {self.errors} errors ({errors}); "
-            f"status {{{statuses}}}; X-Cache {{{cache}}}; X-Edge-Cache {{{edge}}}; "
-            f"slowest {self.slowest * 1000:.0f} ms"
+            f"status {{{_listed(self.statuses)}}}; X-Cache {{{_listed(self.cache)}}}; "
+            f"X-Edge-Cache {{{_listed(self.edge)}}}; slowest {self.slowest * 1000:.0f} ms"
         )
