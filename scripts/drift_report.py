@@ -6,7 +6,7 @@ recording it (ansible.cfg) and the record's id written to a file; this script th
 reads that playbook record back from ARA - the per-host counters and the results
 that would change - and
 
-- prints the summary drift.sh has always ended with (the same lines: host, task);
+- prints the summary: the verdict, and a line per host and task that would change;
 - writes the report as JSON to <report dir>/<UTC time>.json and latest.json;
 - labels the ARA record with the verdict (verdict:in-sync|drifted|failed) and
   attaches the report to it (an ARA record named drift_report);
@@ -24,11 +24,11 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from ara.clients.http import AraHttpClient  # the offline client is one too
 from ara.clients.utils import get_client
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -36,12 +36,6 @@ REPORT_SCHEMA = 1
 EXIT = {"in-sync": 0, "drifted": 2, "failed": 1}
 # Values never written to the report (the same spirit as ARA's ignored_arguments).
 SECRET_OPTIONS = ("-e", "--extra-vars", "--vault-password-file", "--vault-id")
-
-
-class AraClient(Protocol):
-    def get(self, endpoint: str, **params: Any) -> Any: ...
-    def patch(self, endpoint: str, **fields: Any) -> Any: ...
-    def post(self, endpoint: str, **fields: Any) -> Any: ...
 
 
 def ara_settings() -> dict[str, str]:
@@ -58,7 +52,7 @@ def ara_settings() -> dict[str, str]:
     return {"api_client": "offline", "database": database}
 
 
-def ara_client(settings: dict[str, str]) -> AraClient:
+def ara_client(settings: dict[str, str]) -> AraHttpClient:
     return get_client(
         client=settings["api_client"],
         endpoint=settings.get("server", "http://127.0.0.1:8000"),
@@ -75,22 +69,6 @@ def ui_url(settings: dict[str, str], playbook_id: int) -> str:
     # `make ara` serves the embedded database on this port (ARA_UI_PORT, default 8855).
     base = settings.get("server") or f"http://127.0.0.1:{os.environ.get('ARA_UI_PORT', '8855')}"
     return f"{base.rstrip('/')}/playbooks/{playbook_id}.html?changed=true"
-
-
-@dataclass
-class Change:
-    """One task that would change on one host."""
-
-    task: str
-    action: str
-    handler: bool
-    items: list[str] = field(default_factory=list)
-    result_id: int | None = None
-
-    def line(self, host: str) -> str:
-        items = f" [{', '.join(self.items)}]" if self.items else ""
-        handler = "  (handler)" if self.handler else ""
-        return f"  {host:<24} {self.task}{items}{handler}"
 
 
 def item_label(value: Any) -> str:
@@ -115,17 +93,16 @@ def changed_items(content: dict[str, Any]) -> list[str]:
     return items
 
 
-def collect(client: AraClient, playbook_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def collect(client: AraHttpClient, playbook_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The playbook record and, per host, its counters and the changes it would get."""
+
+    def listed(endpoint: str, **params: Any) -> list[dict[str, Any]]:
+        return client.get(endpoint, playbook=playbook_id, limit=10000, **params)["results"]
+
     playbook = client.get(f"/api/v1/playbooks/{playbook_id}")
-    hosts = client.get("/api/v1/hosts", playbook=playbook_id, limit=10000)["results"]
-    tasks = {
-        t["id"]: t
-        for t in client.get("/api/v1/tasks", playbook=playbook_id, limit=10000)["results"]
-    }
-    changed = client.get(
-        "/api/v1/results", playbook=playbook_id, changed=True, order="id", limit=10000
-    )["results"]
+    hosts = listed("/api/v1/hosts")
+    tasks = {t["id"]: t for t in listed("/api/v1/tasks")}
+    changed = listed("/api/v1/results", changed=True, order="id")
 
     report_hosts: dict[str, Any] = {}
     names = {}
@@ -137,16 +114,17 @@ def collect(client: AraClient, playbook_id: int) -> tuple[dict[str, Any], dict[s
     for result in changed:
         task = tasks.get(result["task"], {})
         content = client.get(f"/api/v1/results/{result['id']}").get("content") or {}
-        change = Change(
-            task=task.get("name") or "?",
-            action=task.get("action") or "?",
-            handler=bool(task.get("handler")),
-            items=changed_items(content),
-            result_id=result["id"],
-        )
         host = names.get(result["host"], str(result["host"]))
         entry = report_hosts.setdefault(host, {"would_change": []})
-        entry["would_change"].append(change.__dict__)
+        entry["would_change"].append(
+            {
+                "task": task.get("name") or "?",
+                "action": task.get("action") or "?",
+                "handler": bool(task.get("handler")),
+                "items": changed_items(content),
+                "result_id": result["id"],
+            }
+        )
     return playbook, report_hosts
 
 
@@ -162,16 +140,13 @@ def verdict_of(ansible_rc: int, playbook: dict[str, Any] | None, hosts: dict[str
 
 def redact(args: list[str]) -> list[str]:
     """Command-line arguments with the values of SECRET_OPTIONS left out."""
-    out, hide = [], False
+    out: list[str] = []
     for arg in args:
-        if hide:
+        option, equals, _ = arg.partition("=")
+        if out and out[-1] in SECRET_OPTIONS:  # the value of the option before it
             out.append("<not saved>")
-            hide = False
-        elif arg in SECRET_OPTIONS:
-            out.append(arg)
-            hide = True
-        elif arg.startswith(tuple(f"{o}=" for o in SECRET_OPTIONS)):
-            out.append(arg.split("=", 1)[0] + "=<not saved>")
+        elif equals and option in SECRET_OPTIONS:
+            out.append(f"{option}=<not saved>")
         else:
             out.append(arg)
     return out
@@ -180,7 +155,7 @@ def redact(args: list[str]) -> list[str]:
 def write_report(report: dict[str, Any], report_dir: Path, stamp: str) -> Path:
     """<stamp>.json (never overwritten) and latest.json (replaced atomically)."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, indent=2, sort_keys=False) + "\n"
+    text = json.dumps(report, indent=2) + "\n"
     path = report_dir / f"{stamp}.json"
     for n in range(1, 1000):
         try:
@@ -198,7 +173,7 @@ def write_report(report: dict[str, Any], report_dir: Path, stamp: str) -> Path:
 
 
 def label(
-    client: AraClient, playbook: dict[str, Any], verdict: str, report: dict[str, Any]
+    client: AraHttpClient, playbook: dict[str, Any], verdict: str, report: dict[str, Any]
 ) -> None:
     """verdict:<verdict> on the ARA record, and the report attached to it (as an ARA record)."""
     labels = [
@@ -212,8 +187,14 @@ def label(
     )
 
 
+def change_line(host: str, change: dict[str, Any]) -> str:
+    items = f" [{', '.join(change['items'])}]" if change["items"] else ""
+    handler = "  (handler)" if change["handler"] else ""
+    return f"  {host:<24} {change['task']}{items}{handler}"
+
+
 def summary(verdict: str, ansible_rc: int, hosts: dict[str, Any], heal: str) -> list[str]:
-    """drift.sh's verdict section, as it has always read."""
+    """drift.sh's verdict section; molecule/day2 reads its "  <host>  <task>" lines."""
     lines = ["", "== drift summary =="]
     if verdict == "failed":
         failed = sum(h.get("failed", 0) for h in hosts.values())
@@ -225,9 +206,9 @@ def summary(verdict: str, ansible_rc: int, hosts: dict[str, Any], heal: str) -> 
     elif verdict == "in-sync":
         lines.append("in sync: the hosts match the code (changed=0)")
     else:
-        changes = [(host, Change(**c)) for host, h in hosts.items() for c in h["would_change"]]
+        changes = [(host, c) for host, h in hosts.items() for c in h["would_change"]]
         lines.append(f"DRIFT: {len(changes)} task result(s) would change:")
-        lines += [change.line(host) for host, change in changes]
+        lines += [change_line(host, change) for host, change in changes]
         lines.append(f"heal with: {heal}")
     return lines
 
@@ -268,18 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     playbook: dict[str, Any] | None = None
     hosts: dict[str, Any] = {}
     problem = ""
-    client: AraClient | None = None
+    client: AraHttpClient | None = None
     try:
         playbook_id = int(opts.id_file.read_text().strip())
     except (OSError, ValueError):
         problem = "the run left no ARA record (see the warnings above)"
-    if playbook_id is not None:
+    else:
         try:
             client = ara_client(settings)
             playbook, hosts = collect(client, playbook_id)
         except Exception as exc:  # the client raises plain exceptions on HTTP errors
             problem = f"ARA could not be read ({type(exc).__name__}: {exc})"
-            playbook = None
     verdict = verdict_of(opts.ansible_rc, playbook, hosts)
 
     report: dict[str, Any] = {
