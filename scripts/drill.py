@@ -364,32 +364,32 @@ class Stack:
 DRILLS = {"redis": Stack.redis, "postgres": Stack.postgres, "webhost": Stack.webhost}
 
 
-def execute(stack: Stack, drill: Callable[[Stack], Checks]) -> int:
+def execute(s: Stack, drill: Callable[[Stack], Checks]) -> int:
     """Preflight, the drill, the restore of whatever it left injected, the result line."""
-    s = stack
     say(f"drill {s.mode} on stack {s.stack} ({s.url}), hold {s.hold:g}s, {s.workers} clients")
-    if (status := stack.probe()[0]) != "200":
+    if (status := s.probe()[0]) != "200":
         say(f"the stack does not answer 200 on {s.url} (got {status}): "
             "bring it up with site.yml first")  # fmt: skip
         return 1
-    if not stack.wait_for_hit(30):
+    if not s.wait_for_hit(30):
         say(f"no HIT on {s.url} within 30 s: is the cache working?")
         return 1
-    aborted, checks = "", dict[str, bool]()
+    aborted = ""
+    checks: dict[str, bool] = {}
     try:
-        stack.steady("before", 2)
-        for name, passed in drill(stack):  # each check (or note) printed as it is made
+        s.steady("before", 2)
+        for name, passed in drill(s):  # each check (or note) printed as it is made
             say(name if passed is None else f"  {'ok' if passed else 'FAIL':<4}  {name}")
             if passed is not None:
                 checks[name] = passed
     except (subprocess.CalledProcessError, OSError) as exc:
         aborted = _describe(exc)
     finally:
-        stack.restore_pending()  # none unless the drill stopped before its recovery step
+        s.restore_pending()  # none unless the drill stopped before its recovery step
     if aborted:
         say(f"drill aborted: {aborted}")
         return 1
-    ok, phases = all(checks.values()), dict(sorted(stack.phases.items()))
+    ok, phases = all(checks.values()), dict(sorted(s.phases.items()))
     result = {"drill": s.mode, "ok": ok, "checks": checks, "phases": phases}
     print("drill-result: " + json.dumps(result), flush=True)
     return 0 if ok else 1
