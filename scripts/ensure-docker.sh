@@ -4,9 +4,7 @@
 # (CI machines, containers). Idempotent: does nothing when `docker info` works.
 set -euo pipefail
 
-if docker info >/dev/null 2>&1; then
-  exit 0
-fi
+docker info >/dev/null 2>&1 && exit 0
 
 if ! command -v dockerd >/dev/null 2>&1; then
   echo "installing docker.io"
@@ -17,9 +15,7 @@ fi
 # The VM's MTU is 1400; containers with Docker's default 1500 stall on
 # large downloads.
 mkdir -p /etc/docker
-if [[ ! -s /etc/docker/daemon.json ]]; then
-  echo '{"mtu": 1400}' > /etc/docker/daemon.json
-fi
+[[ -s /etc/docker/daemon.json ]] || echo '{"mtu": 1400}' >/etc/docker/daemon.json
 
 if [[ "$(ps -o comm= -p 1)" == "systemd" ]]; then
   systemctl enable --now docker
