@@ -67,14 +67,11 @@ verdict_rc=0
 # drift). Quiet unless it fails; the check's exit code stands. Not recorded
 # by ARA: the check is the run of record, this is plumbing.
 if [[ -z ${CGC_DRIFT_NO_PUBLISH:-} ]]; then
-  publish_log="$(mktemp)"
-  if ! ANSIBLE_NOCOLOR=1 ANSIBLE_CALLBACKS_ENABLED="$without_ara" \
+  if ! publish_log=$(ANSIBLE_NOCOLOR=1 ANSIBLE_CALLBACKS_ENABLED="$without_ara" \
     ansible-playbook playbooks/monitoring.yml --tags drift_report "$@" \
-    -e "monitoring_drift_report_file=$(realpath -m "$report_dir")/latest.json" >"$publish_log" 2>&1; then
+    -e "monitoring_drift_report_file=$(realpath -m "$report_dir")/latest.json" 2>&1); then
     echo "warning: the verdict was not published to the monitor host:" >&2
-    tail -n 20 "$publish_log" >&2
+    tail -n 20 <<<"$publish_log" >&2
   fi
-  rm -f "$publish_log"
 fi
 exit "$verdict_rc"
-
