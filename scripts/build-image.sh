@@ -14,13 +14,12 @@ set -euo pipefail
 
 IMAGE="${IMAGE:-cgc/debian12-systemd:latest}"
 IMAGE_SOURCE="${IMAGE_SOURCE:-auto}"
-FORCE="${1:-}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # Packages every managed host has before Ansible touches it: what an EC2 AMI
 # ships (systemd, python3, sudo) plus the tools fact gathering needs.
 PACKAGES="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,iproute2,procps"
 
-if [[ "$FORCE" != "--force" ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+if [[ ${1:-} != --force ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
   echo "image $IMAGE present (use --force to rebuild)"
   exit 0
 fi
@@ -41,6 +40,7 @@ build_mmdebstrap() {
   trap 'rm -rf "$tmp"' RETURN
   # The host's extra CA certificates (a TLS-intercepting proxy's) and apt
   # settings go into the image so apt and pip inside behave as on the host.
+  # shellcheck disable=SC2016 # the hooks' "$1" is mmdebstrap's, expanded when they run
   mmdebstrap --variant=minbase --include="$PACKAGES" \
     --customize-hook='cp -a /etc/apt/apt.conf.d/. "$1/etc/apt/apt.conf.d/"' \
     --customize-hook='if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then cp /usr/local/share/ca-certificates/*.crt "$1/usr/local/share/ca-certificates/"; chroot "$1" update-ca-certificates >/dev/null; fi' \
