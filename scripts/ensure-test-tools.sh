@@ -14,6 +14,7 @@
 #             (no SELinux on this machine: the tools work on files only)
 # Usage: scripts/ensure-test-tools.sh browser|systemd|promtool|postgres|selinux ...
 set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
 want=()
 for tool in "$@"; do
   case $tool in
@@ -26,7 +27,7 @@ for tool in "$@"; do
       if ! command -v promtool >/dev/null; then
         tmp=$(mktemp -d)
         chmod 0755 "$tmp" # apt downloads as _apt
-        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        apt-get update -q >/dev/null
         (cd "$tmp" && apt-get download -q prometheus >/dev/null)
         dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >/usr/local/bin/promtool
         chmod 0755 /usr/local/bin/promtool
@@ -51,5 +52,5 @@ if ((EUID != 0)); then
   exit 1
 fi
 echo "apt-get install ${want[*]}"
-DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null
