@@ -21,25 +21,27 @@ CA="$PWD/.ansible/pki/ca.crt"
 export CURL_CA_BUNDLE="$CA"
 WEB="${STACK}-web-1"
 
-if ! docker inspect -f '{{.State.Running}}' "$WEB" 2>/dev/null | grep -qx true; then
+running() { docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null | grep -qx true; }
+
+if ! running "$WEB"; then
   echo "container $WEB is not running: run 'ansible-playbook site.yml' (make demo) first" >&2
   exit 1
 fi
 
-# One request: "<X-Cache> <ms> <Server-Timing>" (or, with edge as $2,
-# "<X-Edge-Cache> <ms> X-Cache: <X-Cache>"); app as $2 bypasses the edge.
+# One request: "<X-Edge-Cache> <ms> <X-Cache> <Server-Timing>" ("-": no such header);
+# app as $2 takes it past the edge.
 fetch() {
   local bypass=()
   [[ ${2:-} == app ]] && bypass=(-H 'Cookie: demo-report=edge-bypass')
   curl -sS -o /dev/null -D - -w 'time_total=%{time_total}\n' --max-time 60 "${bypass[@]}" "$1" |
-    awk -F': ' -v mode="${2:-app}" '
-      tolower($1) == "x-cache"       { gsub(/\r/, "", $2); cache = $2 }
-      tolower($1) == "x-edge-cache"  { gsub(/\r/, "", $2); edge = $2 }
-      tolower($1) == "server-timing" { gsub(/\r/, "", $2); timing = $2 }
+    awk -F': ' '
+      { sub(/\r$/, "") }
+      tolower($1) == "x-cache"       { cache = $2 }
+      tolower($1) == "x-edge-cache"  { edge = $2 }
+      tolower($1) == "server-timing" { timing = $2 }
       /^time_total=/                 { split($0, t, "="); ms = t[2] * 1000 }
       END {
-        if (mode == "edge") printf "%s %.1f X-Cache: %s\n", (edge == "" ? "-" : edge), ms, cache
-        else printf "%s %.1f %s\n", cache, ms, timing
+        printf "%s %.1f %s %s\n", (edge == "" ? "-" : edge), ms, (cache == "" ? "-" : cache), timing
       }'
 }
 
@@ -64,25 +66,25 @@ PY
 
 # Each worker's in-process tier may keep its copy for cache.local_ttl (1 s).
 sleep 1.2
-read -r miss_cache miss_ms miss_timing < <(fetch "$URL" app)
-read -r hit_cache hit_ms hit_timing < <(fetch "$URL" app)
+read -r _ miss_ms miss_cache miss_timing < <(fetch "$URL" app)
+read -r _ hit_ms hit_cache hit_timing < <(fetch "$URL" app)
 # The edge microcache (1 s): a URL it has never seen, then the same at once.
 edge_url="${URL}?demo=$(date +%s%N)"
-read -r edge1_cache edge1_ms edge1_app < <(fetch "$edge_url" edge)
-read -r edge2_cache edge2_ms edge2_app < <(fetch "$edge_url" edge)
+read -r edge1_cache edge1_ms edge1_app _ < <(fetch "$edge_url")
+read -r edge2_cache edge2_ms edge2_app _ < <(fetch "$edge_url")
 
 echo "URL:  ${URL}  (also ${URL}app; http://127.0.0.1:${HTTP_PORT}/ redirects here)"
 echo "CA:   ${CA}  (trust it in a browser, see README)"
 echo "try:  curl --cacert .ansible/pki/ca.crt ${URL}"
-if docker inspect -f '{{.State.Running}}' "${STACK}-monitor" 2>/dev/null | grep -qx true; then
+if running "${STACK}-monitor"; then
   echo "Prometheus: http://127.0.0.1:${CGC_LOCAL_PROMETHEUS_PORT:-9090}/alerts  (loopback only)"
 fi
 echo "cache keys flushed first: ${deleted}"
 printf '%-5s %9.1f ms   Server-Timing: %s\n' "$miss_cache" "$miss_ms" "$miss_timing"
 printf '%-5s %9.1f ms   Server-Timing: %s\n' "$hit_cache" "$hit_ms" "$hit_timing"
 awk -v m="$miss_ms" -v h="$hit_ms" 'BEGIN { if (h > 0) printf "HIT is %.0fx faster than MISS\n", m / h }'
-printf 'edge %-5s %4.1f ms   %s %s\n' "$edge1_cache" "$edge1_ms" "$edge1_app" "(nginx asked the app)"
-printf 'edge %-5s %4.1f ms   %s %s\n' "$edge2_cache" "$edge2_ms" "$edge2_app" "(nginx alone, the app's answer repeated)"
+printf 'edge %-5s %4.1f ms   X-Cache: %s %s\n' "$edge1_cache" "$edge1_ms" "$edge1_app" "(nginx asked the app)"
+printf 'edge %-5s %4.1f ms   X-Cache: %s %s\n' "$edge2_cache" "$edge2_ms" "$edge2_app" "(nginx alone, the app's answer repeated)"
 if [[ "$miss_cache" != "MISS" || "$hit_cache" != "HIT" ]]; then
   echo "expected MISS then HIT, got $miss_cache then $hit_cache" >&2
   exit 1
