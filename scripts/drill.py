@@ -36,6 +36,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -270,11 +271,8 @@ class Stack:
         """The load loops of PHASE through the block and HOLD seconds more, app (past the
         edge) and edge; the edge loop is paced a little (its answers take nginx alone:
         unpaced it would take the CPU the app needs). Counts recorded and printed."""
-        url, n, timeout, ca = self.url, self.workers, self.timeout, str(CA_FILE)
-        with (
-            LoadLoop(url, n, timeout, headers=EDGE_BYPASS, verify=ca) as app,
-            LoadLoop(url, n, timeout, pause=0.01, verify=ca) as edge,
-        ):
+        loop = partial(LoadLoop, self.url, self.workers, self.timeout, verify=str(CA_FILE))
+        with loop(headers=EDGE_BYPASS) as app, loop(pause=0.01) as edge:
             yield
             time.sleep(hold)
         self.phases[phase] = phase_counts(app) | {"edge": phase_counts(edge)}
