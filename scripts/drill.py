@@ -254,7 +254,7 @@ class Stack:
         url = self.base_url + (path or self.path)
         try:
             return requests.get(url, headers=headers, timeout=self.timeout, verify=CA_FILE)
-        except requests.RequestException:
+        except OSError:  # requests' errors are OSErrors, as is a missing CA file
             return None
 
     def probe(self) -> tuple[str, str]:

@@ -393,6 +393,13 @@ def test_execute_prints_checks_and_result(
     }
 
 
+def test_no_local_ca_is_no_answer(drill: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout whose stack never ran has no CA: the preflight's "000", not a traceback."""
+    monkeypatch.setattr(drill, "CA_FILE", Path("/nonexistent/ca.crt"))
+    s = drill.Stack(**vars(drill.parse_args(["redis"], {"CGC_LOCAL_HTTPS_PORT": "9"})))
+    assert s.probe() == ("000", "")
+
+
 @pytest.mark.parametrize(("status", "hit"), [("000", True), ("502", True), ("200", False)])
 def test_execute_preflight_fails_without_touching_the_stack(
     drill: ModuleType, capsys: pytest.CaptureFixture[str], status: str, hit: bool
