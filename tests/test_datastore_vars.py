@@ -1,7 +1,7 @@
 """Per-distro data of the data-tier roles (postgresql, redis), checked without a host.
 
 No RedHat-family image can run here, so the data itself is the test subject: every
-supported platform must resolve, the way the roles' preflight does it (first_found over
+supported platform must resolve, the way the roles' preflight does it (per_distro_vars_file over
 ``<Distribution>-<major>.yml``, ``<os_family>-<major>.yml``), to a vars file that
 names what the role needs from it; with the defaults of vars/main.yml it overrides,
 every value must be consistent with the others and with the distribution's real
@@ -17,8 +17,11 @@ from typing import Any, NamedTuple
 import jinja2
 import pytest
 import yaml
+from aws_support import load_module
 
-ROLES = Path(__file__).resolve().parent.parent / "roles"
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = ROOT / "roles"
+PER_DISTRO = load_module(ROOT / "plugins/filter/per_distro.py", "per_distro")
 
 
 class Platform(NamedTuple):
@@ -59,20 +62,18 @@ def role_vars(role: str) -> dict[str, Any]:
 
 
 def vars_files(role: str, platform: Platform) -> list[str]:
-    """The file names the role's first_found tries (vars/main.yml's __<role>_vars_files,
-    rendered for the platform's facts)."""
+    """The file names the role's include_vars tries (plugins/filter/per_distro.py),
+    for the platform's facts."""
     facts = {
         "distribution": platform.distribution,
         "distribution_major_version": platform.major,
         "os_family": platform.os_family,
     }
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    templates = role_vars(role)[f"__{role}_vars_files"]
-    return [env.from_string(t).render(ansible_facts=facts) for t in templates]
+    return PER_DISTRO.candidates(facts)
 
 
 def resolve(role: str, platform: Platform) -> Path | None:
-    """The vars file the role's first_found picks, or None."""
+    """The vars file the role's include_vars picks, or None."""
     for name in vars_files(role, platform):
         path = ROLES / role / "vars" / name
         if path.is_file():
@@ -135,18 +136,18 @@ def test_vars_files_are_tried_by_distribution_then_family(role: str) -> None:
 @pytest.mark.parametrize("platform", UNSUPPORTED, ids=lambda p: f"{p.distribution}{p.major}")
 def test_other_platforms_resolve_to_no_data(role: str, platform: Platform) -> None:
     """The vars files are the supported platforms: preflight refuses a host for
-    which first_found finds none."""
+    which per_distro_vars_file finds none."""
     assert resolve(role, platform) is None
 
 
 @pytest.mark.parametrize("role", ["postgresql", "redis"])
 def test_preflight_loads_the_data_it_checks_for(role: str) -> None:
     """preflight.yml: validation first, then include_vars of the first vars file of the
-    role's lookup list, which refuses a platform without one (per_distro_vars_file)."""
+    host's candidates, which refuses a platform without one (per_distro_vars_file)."""
     tasks = yaml.safe_load((ROLES / role / "tasks" / "preflight.yml").read_text())
     assert tasks[0]["ansible.builtin.import_tasks"] == "validate.yml"
     assert tasks[1]["ansible.builtin.include_vars"]["file"] == (
-        f"{{{{ __{role}_vars_files | per_distro_vars_file(role_path ~ '/vars', '{role}') }}}}"
+        f"{{{{ ansible_facts | per_distro_vars_file(role_path ~ '/vars', '{role}') }}}}"
     )
 
 

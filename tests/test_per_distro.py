@@ -7,18 +7,14 @@ from pathlib import Path
 import pytest
 from ansible.errors import AnsibleFilterError
 from aws_support import load_module
-from jinja2 import Environment
 
 ROOT = Path(__file__).resolve().parent.parent
 pick = load_module(ROOT / "plugins/filter/per_distro.py", "per_distro").per_distro_vars_file
-# The role's lookup list rendered for a host (tests/test_role_specs.py's VARS_FILES).
-LIST = Environment().from_string(
-    "{{ [d ~ '-' ~ m ~ '.yml', f ~ '-' ~ m ~ '.yml', f ~ '.yml'] | join(',') }}"
-)
 
 
-def candidates(distribution: str, major: str, family: str) -> list[str]:
-    return LIST.render(d=distribution, m=major, f=family).split(",")
+def facts_of(distribution: str, major: str, family: str) -> dict[str, str]:
+    """A host's facts (the filter takes ansible_facts)."""
+    return {"distribution": distribution, "distribution_major_version": major, "os_family": family}
 
 
 @pytest.fixture
@@ -40,23 +36,23 @@ def vars_dir(tmp_path: Path) -> Path:
 def test_the_most_specific_file_wins(
     vars_dir: Path, host: tuple[str, str, str], expected: str
 ) -> None:
-    assert pick(candidates(*host), str(vars_dir), "demo") == str(vars_dir / expected)
+    assert pick(facts_of(*host), str(vars_dir), "demo") == str(vars_dir / expected)
 
 
 def test_a_family_file_serves_its_whole_family(vars_dir: Path) -> None:
     (vars_dir / "RedHat.yml").write_text("---\n")
-    assert pick(candidates("Fedora", "41", "RedHat"), str(vars_dir), "demo").endswith("/RedHat.yml")
+    assert pick(facts_of("Fedora", "41", "RedHat"), str(vars_dir), "demo").endswith("/RedHat.yml")
 
 
 @pytest.mark.parametrize(
-    ("host", "named"),
-    [(("Ubuntu", "24", "Debian"), "Ubuntu-24"), (("?", "?", "?"), "gather the distribution facts")],
+    ("facts", "named"),
+    [(facts_of("Ubuntu", "24", "Debian"), "Ubuntu-24"), ({}, "gather the distribution facts")],
 )
 def test_an_unsupported_platform_is_named_with_the_supported_ones(
-    vars_dir: Path, host: tuple[str, str, str], named: str
+    vars_dir: Path, facts: dict[str, str], named: str
 ) -> None:
     with pytest.raises(AnsibleFilterError) as error:
-        pick(candidates(*host), str(vars_dir), "demo")
+        pick(facts, str(vars_dir), "demo")
     message = str(error.value)
     assert message.startswith("demo role: unsupported platform")
     assert named in message
