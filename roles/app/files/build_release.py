@@ -66,21 +66,9 @@ def build(source: Path, out: Path) -> Path:
             (tree / file.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(file, tree / file.relative_to(source))
         result = Path(scratch) / "release"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "--quiet",
-                "--wheel-dir",
-                str(result),
-                str(tree),
-            ],
-            check=True,
-            stdout=sys.stderr,
-        )
+        pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
+        cmd = [*pip_wheel, "--wheel-dir", str(result), str(tree)]
+        subprocess.run(cmd, check=True, stdout=sys.stderr)
         (wheel,) = result.glob("*.whl")
         shutil.copy2(source / "requirements.lock", result / "requirements.lock")
         shutil.rmtree(out, ignore_errors=True)
