@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_support import load_module
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -119,3 +123,41 @@ def test_a_certificate_near_expiry_is_issued_again(pki: Any) -> None:
     assert renewed.not_valid_after_utc - datetime.now(UTC) > timedelta(days=300)
     assert pki() == 0
     assert certificate(pki.dir / "web-9.crt").serial_number == renewed.serial_number
+
+
+def test_a_ca_near_expiry_is_issued_again_and_so_is_every_host(pki: Any) -> None:
+    pki(pki_ca_valid_days=10)
+    ca, host = certificate(pki.dir / "ca.crt"), certificate(pki.dir / "web-9.crt")
+    assert pki(pki_ca_valid_days=10) > 0
+    renewed = certificate(pki.dir / "ca.crt")
+    assert renewed.serial_number != ca.serial_number
+    assert certificate(pki.dir / "web-9.crt").serial_number != host.serial_number
+    certificate(pki.dir / "web-9.crt").verify_directly_issued_by(renewed)
+
+
+@pytest.mark.parametrize(
+    ("content", "days", "due"),
+    [(None, 30, True), (b"not a certificate", 30, True), (10, 30, True), (10, 5, False)],
+)
+def test_the_renewal_rule(
+    tmp_path: Path, content: bytes | int | None, days: int, due: bool
+) -> None:
+    """Missing, unreadable, or valid for fewer than `days` more days: due."""
+    rule = load_module(ROOT / "roles/pki/filter_plugins/pki_renewal.py", "pki_renewal")
+    path = tmp_path / "host.crt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:  # a certificate valid for `content` more days
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder(subject_name=name, issuer_name=name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=content))
+            .sign(key, hashes.SHA256())
+        )
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    assert rule.pki_renewal_due(str(path), days) is due
