@@ -130,7 +130,15 @@ esac
 
 # host -> (variables, {command: shell case branches})
 HOSTS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
-    "fw_absent": ({"cgc_step": "firewalld", "redis_firewalld_mode": "auto"}, {}),
+    # A fake that is "not found": never the controller's own firewalld.
+    "fw_absent": (
+        {"cgc_step": "firewalld", "redis_firewalld_mode": "auto"},
+        {"firewall-cmd": '*) echo "sh: firewall-cmd: not found" >&2; exit 127 ;;'},
+    ),
+    "fw_auto_stopped": (
+        {"cgc_step": "firewalld", "redis_firewalld_mode": "auto"},
+        {"firewall-cmd": '--state) echo "not running"; exit 252 ;;'},
+    ),
     "fw_stopped": (
         {"cgc_step": "firewalld", "redis_firewalld_mode": "required"},
         {"firewall-cmd": '--state) echo "not running"; exit 252 ;;'},
@@ -226,11 +234,13 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_firewalld_absent_or_disabled_is_skipped(ran: dict[str, Any]) -> None:
-    for host in ("fw_absent", "fw_disabled"):
+    for host in ("fw_absent", "fw_auto_stopped", "fw_disabled"):
         result = ran["results"][host]
         assert result.get("skipped") is True, result
         assert not result.get("changed")
     assert ran["logs"]["fw_disabled"] == []  # disabled: firewalld never asked
+    for host in ("fw_absent", "fw_auto_stopped"):  # auto: asked once, nothing else
+        assert ran["logs"][host] == ["firewall-cmd --state"], ran["logs"][host]
 
 
 def test_firewalld_required_fails_where_it_does_not_run(ran: dict[str, Any]) -> None:
