@@ -92,6 +92,17 @@ def test_check_inputs_refuses_a_rule_that_is_not_a_boolean(tmp_path: Path) -> No
     assert "is not a boolean" in result["msg"], result
 
 
+@pytest.mark.parametrize("rule", ['{msg: "no ok"}', '"a bare string"'])
+def test_check_inputs_refuses_a_list_rule_without_msg_and_ok(tmp_path: Path, rule: str) -> None:
+    tasks = f"""
+    - check_inputs: {{role: demo, rules: [{rule}]}}
+      ignore_errors: true
+"""
+    (result,) = results(tmp_path, tasks)
+    assert result["failed"], result
+    assert "a rule is not {msg, ok}" in result["msg"], result
+
+
 def test_package_queries_cover_every_package_manager_of_the_platforms() -> None:
     """apt hosts ask dpkg, the dnf family rpm; each query prints "ii <name>" for an
     installed package only, and each manager has its install module."""

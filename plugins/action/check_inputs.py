@@ -54,6 +54,8 @@ class ActionModule(ActionBase):
         if isinstance(rules, Mapping):
             rules = [{"msg": message, "ok": holds} for message, holds in rules.items()]
         for rule in rules:
+            if not (isinstance(rule, Mapping) and {"msg", "ok"} <= rule.keys()):
+                raise AnsibleActionFail(f"check_inputs: a rule is not {{msg, ok}}: {rule!r}")
             message, holds = rule["msg"], rule["ok"]
             if not isinstance(holds, bool):
                 raise AnsibleActionFail(f"check_inputs: rule {message!r} is not a boolean")

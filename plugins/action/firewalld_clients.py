@@ -100,14 +100,11 @@ class ActionModule(ActionBase):
         stale = filter_loader.get("firewalld_stale_rules").j2_function(
             {"results": listed}, clients, port
         )
-        changed = False
-        try:
-            for call in changes(rules, stale, port, zone):
-                done = self._execute_module("ansible.posix.firewalld", call, task_vars=task_vars)
-                if done.get("failed"):
-                    raise AnsibleActionFail(f"firewalld {call}: {done.get('msg', done)}")
-                changed = changed or bool(done.get("changed"))
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+        changed = False  # the remote tmp dir, if any, goes with ActionBase.cleanup()
+        for call in changes(rules, stale, port, zone):
+            done = self._execute_module("ansible.posix.firewalld", call, task_vars=task_vars)
+            if done.get("failed"):
+                raise AnsibleActionFail(f"firewalld {call}: {done.get('msg', done)}")
+            changed = changed or bool(done.get("changed"))
         result.update(changed=changed, rules=rules, removed=stale)
         return result

@@ -24,11 +24,12 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 # One line per package, "ii <name>" when installed; non-zero when one is unknown.
+RPM_QUERY = ["rpm", "--query", "--queryformat=ii %{NAME}\\n"]
 QUERIES = {
     "apt": ["dpkg-query", "--show", "--showformat=${db:Status-Abbrev}${binary:Package}\\n"],
-    "dnf": ["rpm", "--query", "--queryformat=ii %{NAME}\\n"],
-    "dnf5": ["rpm", "--query", "--queryformat=ii %{NAME}\\n"],
-    "yum": ["rpm", "--query", "--queryformat=ii %{NAME}\\n"],
+    "dnf": RPM_QUERY,
+    "dnf5": RPM_QUERY,
+    "yum": RPM_QUERY,
 }
 # ansible-core's yum is dnf.
 MODULES = {
