@@ -26,7 +26,7 @@ venv: ## controller venv (.venv) from requirements.txt + app/
 	@if [[ -x $(PY) && -f $(STAMP) && "$$(cat $(STAMP))" == "$(REQ_HASH)" ]]; then \
 	  echo "venv up to date ($(REQ_HASH))"; \
 	else \
-	  command -v python3 >/dev/null || { apt-get update -q && apt-get install -y -q python3 python3-venv; }; \
+	  python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -q && apt-get install -y -q python3 python3-venv; }; \
 	  rm -rf $(VENV); python3 -m venv $(VENV); \
 	  $(BIN)/pip install -q --upgrade pip; \
 	  $(BIN)/pip install -q -r requirements.txt -e './app[test]'; \
