@@ -172,6 +172,14 @@ CASES |= {
             "app_cache_namespace: must be non-empty letters",
         ],
     ),
+    # A source whose cachedapp.cli predates the controller check: it exits 0 and
+    # says nothing (written by the run fixture).
+    "app_old_source": Case(
+        "app",
+        "validate",
+        {"app_source_dir": "{{ playbook_dir }}/old_app"},
+        ["/old_app did not confirm the config"],
+    ),
     "app_redis_url": Case(
         "app",
         "validate",
@@ -227,6 +235,10 @@ class Run(NamedTuple):
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Every case as a bad host and as a good one (the defaults), one run."""
     work = tmp_path_factory.mktemp("inputs")
+    old_app = work / "old_app" / "src" / "cachedapp"
+    old_app.mkdir(parents=True)
+    (old_app / "__init__.py").write_text("")
+    (old_app / "cli.py").write_text('"""No main, no --controller."""\n')
     hosts = {f"{name}_bad": host_vars(case, good=False) for name, case in CASES.items()}
     hosts |= {f"{name}_good": host_vars(case, good=True) for name, case in CASES.items()}
     proc = run_json_playbook(work, hosts, PLAY)
