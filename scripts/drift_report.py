@@ -35,7 +35,13 @@ PROJECT = Path(__file__).resolve().parents[1]
 REPORT_SCHEMA = 1
 EXIT = {"in-sync": 0, "drifted": 2, "failed": 1}
 # Values never written to the report (the same spirit as ARA's ignored_arguments).
-SECRET_OPTIONS = ("-e", "--extra-vars", "--vault-password-file", "--vault-id")
+SECRET_OPTIONS = ("-e", "--extra-vars", "--vault-password-file", "--vault-pass-file", "--vault-id")
+# ansible-playbook's argparse takes any prefix of a long option that no other option starts
+# with ("--ext=...", "--vault-i ..."). These are the shortest prefixes only SECRET_OPTIONS start
+# with; "--vault ..." is refused as ambiguous, but drift.sh still reports its command line.
+SECRET_ABBREVIATIONS = ("--e", "--va")
+# ansible-playbook's short options that take no value: "-vCe VALUE" is "-v -C -e VALUE".
+SHORT_FLAGS = "bCDhJKkv"
 
 
 def ara_settings() -> dict[str, str]:
@@ -138,15 +144,40 @@ def verdict_of(ansible_rc: int, playbook: dict[str, Any] | None, hosts: dict[str
     return "in-sync"
 
 
+def split_secret(arg: str) -> tuple[str, str | None] | None:
+    """(the secret option, the value written with it) in arg, read as ansible-playbook reads it.
+
+    The value is None when it is the next argument; the result is None if arg is no secret option.
+    """
+    if arg.startswith("--"):  # --extra-vars, --extra-vars=VALUE, --extra VALUE, --ext=VALUE
+        option, equals, value = arg.partition("=")
+        if option.startswith(SECRET_ABBREVIATIONS) and any(
+            secret.startswith(option) for secret in SECRET_OPTIONS
+        ):
+            return (option + equals, value) if equals else (option, None)
+    elif arg.startswith("-"):  # -e, -eVALUE, -e=VALUE, -vCe VALUE, -vCeVALUE
+        rest = arg[1:].lstrip(SHORT_FLAGS)
+        if rest.startswith("e"):
+            option, value = arg[: len(arg) - len(rest) + 1], rest[1:]
+            if value.startswith("="):
+                return option + "=", value[1:]
+            return option, value or None
+    return None
+
+
 def redact(args: list[str]) -> list[str]:
-    """Command-line arguments with the values of SECRET_OPTIONS left out."""
+    """Command-line arguments with the values of SECRET_OPTIONS left out, however spelled."""
     out: list[str] = []
+    value_next = False
     for arg in args:
-        option, equals, _ = arg.partition("=")
-        if out and out[-1] in SECRET_OPTIONS:  # the value of the option before it
+        secret = split_secret(arg)
+        if secret is not None:
+            option, value = secret
+            out.append(arg if value is None else f"{option}<not saved>")
+            value_next = value is None
+        elif value_next:  # the value of the option before it
             out.append("<not saved>")
-        elif equals and option in SECRET_OPTIONS:
-            out.append(f"{option}=<not saved>")
+            value_next = False
         else:
             out.append(arg)
     return out

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from ansible.cli.playbook import PlaybookCLI
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,7 +167,37 @@ def test_changed_items_from_recorded_loop_results(report_mod: ModuleType) -> Non
     assert report_mod.changed_items({"changed": True}) == []
 
 
-def test_secret_options_are_not_saved(report_mod: ModuleType) -> None:
+# Spellings ansible-playbook (argparse) takes for the secret options: attached short options,
+# short flags run together, abbreviations of long options; and what redact() makes of them.
+SECRET_SPELLINGS = [
+    (["-epw=hunter2"], ["-e<not saved>"]),
+    (["-e=pw=hunter2"], ["-e=<not saved>"]),
+    (["-vepw=hunter2"], ["-ve<not saved>"]),
+    (["-vCDe", "pw=hunter2"], ["-vCDe", "<not saved>"]),
+    (["--extra-vars", "pw=hunter2"], ["--extra-vars", "<not saved>"]),
+    (["--extra=pw=hunter2"], ["--extra=<not saved>"]),
+    (["--extra", "pw=hunter2"], ["--extra", "<not saved>"]),
+    (["--extra-v=pw=hunter2"], ["--extra-v=<not saved>"]),
+    (["--e", "@/run/hunter2.yml"], ["--e", "<not saved>"]),
+    (["--vault-password-file=/run/hunter2"], ["--vault-password-file=<not saved>"]),
+    (["--vault-pass-file", "/run/hunter2"], ["--vault-pass-file", "<not saved>"]),
+    (["--vault-passw=/run/hunter2"], ["--vault-passw=<not saved>"]),
+    (["--vault-pass-", "/run/hunter2"], ["--vault-pass-", "<not saved>"]),
+    (["--vault-id", "prod@/run/hunter2"], ["--vault-id", "<not saved>"]),
+    (["--vault-i=prod@/run/hunter2"], ["--vault-i=<not saved>"]),
+    # ambiguous between secret options only: refused, but the command line is still reported
+    (["--vault", "/run/hunter2"], ["--vault", "<not saved>"]),
+    (["--vault-pass=/run/hunter2"], ["--vault-pass=<not saved>"]),
+]
+AMBIGUOUS = {"--vault", "--vault-pass"}
+
+
+@pytest.mark.parametrize(
+    ("spelled", "redacted_as"), SECRET_SPELLINGS, ids=[" ".join(s) for s, _ in SECRET_SPELLINGS]
+)
+def test_secret_options_are_not_saved(
+    report_mod: ModuleType, spelled: list[str], redacted_as: list[str]
+) -> None:
     args = ["-i", "inventory/aws", "-e", "db_password=hunter2", "--extra-vars=token=abc", "-v"]
     redacted = report_mod.redact(args)
     assert redacted == [
@@ -178,6 +209,42 @@ def test_secret_options_are_not_saved(report_mod: ModuleType) -> None:
         "-v",
     ]
     assert "hunter2" not in json.dumps(redacted)
+    redacted = report_mod.redact(["-i", "inventory/aws", *spelled, "-v", "site.yml"])
+    assert redacted == ["-i", "inventory/aws", *redacted_as, "-v", "site.yml"]
+    assert "hunter2" not in json.dumps(redacted)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-ihunter2", "-l", "web", "-vvv", "--check", "-CD"],
+        ["--v", "site.yml"],  # --verbose or --version, or a vault option: ambiguous
+        ["--ask-vault-pass", "--skip-tags", "x", "--become-method=sudo", "--"],
+        ["--extravars", "typo"],  # not an option ansible-playbook takes
+    ],
+)
+def test_other_options_are_saved(report_mod: ModuleType, args: list[str]) -> None:
+    assert report_mod.redact(args) == args
+
+
+def test_secret_spellings_are_ansible_playbooks(report_mod: ModuleType) -> None:
+    """The spellings above, and the abbreviations redact() takes, are what ansible-playbook's
+    own argument parser makes of the secret options."""
+    cli = PlaybookCLI(["ansible-playbook", "site.yml"])
+    cli.init_parser()
+    secret = {"extra_vars", "vault_ids", "vault_password_files"}
+    dest = {o: a.dest for a in cli.parser._actions for o in a.option_strings}
+    for spelled, _ in SECRET_SPELLINGS:
+        if spelled[0].partition("=")[0] not in AMBIGUOUS:
+            parsed = vars(cli.parser.parse_args([*spelled, "site.yml"]))
+            assert any("hunter2" in str(parsed[d]) for d in secret), spelled
+    flags = [a.option_strings for a in cli.parser._actions if a.nargs == 0]
+    assert set(report_mod.SHORT_FLAGS) == {o[1] for os in flags for o in os if len(o) == 2}
+    for option in (o for o in dest if o.startswith("--")):
+        for prefix in (option[:end] for end in range(3, len(option) + 1)):
+            could_be = {d for o, d in dest.items() if o.startswith(prefix)}
+            means = {dest[prefix]} if prefix in dest else could_be
+            assert (report_mod.split_secret(prefix) is not None) == (means <= secret), prefix
 
 
 def test_reports_are_kept_and_latest_replaced(report_mod: ModuleType, tmp_path: Path) -> None:
