@@ -208,6 +208,21 @@ def test_per_distro_data_is_complete_and_used() -> None:
     assert unused == [], "per-distro keys nothing reads"
 
 
+def test_each_service_has_its_settings_template_and_restart_handler() -> None:
+    """configure.yml writes /etc/default/<unit> from `<key>.default.j2` and notifies
+    `monitoring restart <key>` for each key of __monitoring_services: a name that does
+    not match would only show when that file changes on a live host."""
+    handlers = yaml.safe_load((ROLE / "handlers/main.yml").read_text())
+    listened = {handler.get("listen") for handler in handlers}
+    for path in sorted((ROLE / "vars").glob("*.yml")):
+        services = (yaml.safe_load(path.read_text()) or {}).get("__monitoring_services")
+        if services is None:
+            continue
+        for key in services:
+            assert (ROLE / "templates" / f"{key}.default.j2").is_file(), (path.name, key)
+            assert f"monitoring restart {key}" in listened, (path.name, key)
+
+
 APP_METRICS = REPO / "app" / "src" / "cachedapp" / "metrics.py"
 # The series names prometheus_client exposes for a metric of each kind.
 SERIES = {
