@@ -612,7 +612,7 @@ def ensure_absent(manager: ReplicationGroupManager, group: dict[str, Any] | None
         "endpoint": {},
         "reader_endpoint": {},
         "url": "",
-        "diff": {"before": _known(before), "after": {}},
+        "diff": {"before": scrub_none_parameters(before), "after": {}},
     }
 
 
@@ -694,13 +694,9 @@ def result_for(
         "reader_endpoint": reader,
         "url": url,
         "tags": tags,
-        "diff": {"before": _known(before), "after": _known(after)},
+        # Settings neither side manages (None) are left out, for a readable diff.
+        "diff": {"before": scrub_none_parameters(before), "after": scrub_none_parameters(after)},
     }
-
-
-def _known(settings: dict[str, Any]) -> dict[str, Any]:
-    """Drop the settings neither side manages, for a readable diff."""
-    return {key: value for key, value in settings.items() if value is not None}
 
 
 def main() -> None:
