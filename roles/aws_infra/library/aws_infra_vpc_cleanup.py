@@ -117,9 +117,12 @@ class Cleanup:
         self.deleted: list[str] = []
         self.foreign: list[str] = []
 
-    def ours(self, resource: dict[str, Any]) -> bool:
+    def ours(self, resource: dict[str, Any], label: str) -> bool:
+        """Whether ``resource`` carries every tag; if not, it is recorded as foreign."""
         tags = boto3_tag_list_to_ansible_dict(resource.get("Tags"))
         missing, _ = compare_aws_tags(tags, self.module.params["tags"], purge_tags=False)
+        if missing:
+            self.foreign.append(label)
         return not missing
 
     def delete(self, what: str, operation: Callable[..., Any], **kwargs: Any) -> None:
@@ -157,10 +160,8 @@ class Cleanup:
         mine = []
         for group in found:
             label = f"security group {group['GroupId']} ({group['GroupName']})"
-            if self.ours(group):
+            if self.ours(group, label):
                 mine.append((group, label))
-            else:
-                self.foreign.append(label)
         # Rules that name another group would make the order matter.
         for group, _ in mine:
             refs = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
@@ -174,17 +175,14 @@ class Cleanup:
 
     def network(self) -> None:
         vpc = self.ec2.describe_vpcs(VpcIds=[self.vpc], aws_retry=True)["Vpcs"][0]
-        if not self.ours(vpc):
-            self.foreign.append(f"VPC {self.vpc}")
+        if not self.ours(vpc, f"VPC {self.vpc}"):
             return
         self.route_tables()
         self.internet_gateways()
         for subnet in self.in_vpc("describe_subnets", "Subnets"):
             label = f"subnet {subnet['SubnetId']} ({subnet['CidrBlock']})"
-            if self.ours(subnet):
+            if self.ours(subnet, label):
                 self.delete(label, self.ec2.delete_subnet, SubnetId=subnet["SubnetId"])
-            else:
-                self.foreign.append(label)
         if not self.module.check_mode:
             for g in self.in_vpc("describe_security_groups", "SecurityGroups"):
                 label = f"security group {g['GroupId']} ({g['GroupName']})"
@@ -200,8 +198,7 @@ class Cleanup:
             if any(a.get("Main") for a in table.get("Associations", [])):
                 continue  # goes with the VPC
             label = f"route table {table['RouteTableId']}"
-            if not self.ours(table):
-                self.foreign.append(label)
+            if not self.ours(table, label):
                 continue
             for assoc in table.get("Associations", []):
                 if not self.module.check_mode:
@@ -216,8 +213,7 @@ class Cleanup:
         for igw in igws:
             gid = igw["InternetGatewayId"]
             label = f"internet gateway {gid}"
-            if not self.ours(igw):
-                self.foreign.append(label)
+            if not self.ours(igw, label):
                 continue
             self.delete(
                 f"{label} attachment",
