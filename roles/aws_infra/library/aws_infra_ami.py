@@ -91,6 +91,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 DEFAULT_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{architecture}"
+SETTING_NAMES = {"instance_type": "instance_type", "architecture": "architecture"}
 
 
 def choose_architecture(
@@ -118,15 +119,12 @@ def main() -> None:
             "instance_type": {"type": "str", "required": True},
             "architecture": {"type": "str", "default": "", "choices": ["", "x86_64", "arm64"]},
             "parameter": {"type": "str", "default": DEFAULT_PARAMETER},
-            "setting_names": {
-                "type": "dict",
-                "default": {"instance_type": "instance_type", "architecture": "architecture"},
-            },
+            "setting_names": {"type": "dict", "default": SETTING_NAMES},
         },
         supports_check_mode=True,
     )
     p = module.params
-    names = {"instance_type": "instance_type", "architecture": "architecture", **p["setting_names"]}
+    names = {**SETTING_NAMES, **p["setting_names"]}
     retry = AWSRetry.jittered_backoff()
     ec2 = module.client("ec2", retry_decorator=retry)
     ssm = module.client("ssm", retry_decorator=retry)
