@@ -606,14 +606,7 @@ def ensure_absent(manager: ReplicationGroupManager, group: dict[str, Any] | None
     if group is not None and module.params["wait"] and not module.check_mode:
         manager.wait(gone=True)
     before = current_state(group, []) if group else {}
-    return {
-        "changed": changed,
-        "replication_group": {},
-        "endpoint": {},
-        "reader_endpoint": {},
-        "url": "",
-        "diff": {"before": scrub_none_parameters(before), "after": {}},
-    }
+    return result_for(manager, None, changed, before, {})
 
 
 def ensure_present(manager: ReplicationGroupManager, group: dict[str, Any] | None) -> dict:
@@ -681,22 +674,26 @@ def result_for(
     before: dict[str, Any],
     after: dict[str, Any],
 ) -> dict[str, Any]:
+    """The module's result; without a group (absent) its endpoints are empty."""
     group = group or {}
     endpoint, reader, url = endpoints(group)
-    if manager.module.check_mode and manager.module.params["tags"] is not None:
-        tags = dict(manager.module.params["tags"])
-    else:
-        tags = manager.tags(group) if group.get("ARN") else {}
-    return {
+    result = {
         "changed": changed,
         "replication_group": camel_dict_to_snake_dict(group),
         "endpoint": endpoint,
         "reader_endpoint": reader,
         "url": url,
-        "tags": tags,
         # Settings neither side manages (None) are left out, for a readable diff.
         "diff": {"before": scrub_none_parameters(before), "after": scrub_none_parameters(after)},
     }
+    params = manager.module.params
+    if params["state"] == "absent":
+        return result  # tags are returned when present only
+    if manager.module.check_mode and params["tags"] is not None:
+        result["tags"] = dict(params["tags"])
+    else:
+        result["tags"] = manager.tags(group) if group.get("ARN") else {}
+    return result
 
 
 def main() -> None:
