@@ -213,11 +213,9 @@ class Alarms:
         """Put the listed alarms, delete the environment's unlisted ones."""
         p = self.module.params
         have = self.existing()
-        wanted = {}
-        if p["state"] == "present":
-            for alarm in p["alarms"]:
-                request = wanted_request(self.prefix, alarm, p["topic_arn"])
-                wanted[request["AlarmName"]] = request
+        listed = p["alarms"] if p["state"] == "present" else []
+        requests = [wanted_request(self.prefix, alarm, p["topic_arn"]) for alarm in listed]
+        wanted = {request["AlarmName"]: request for request in requests}
         for name, request in wanted.items():
             if name in have and not self.is_ours(have[name]):
                 self.foreign.append(name)
