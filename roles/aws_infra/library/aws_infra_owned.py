@@ -158,21 +158,20 @@ class Reader:
         )["TagList"]
         return boto3_tag_list_to_ansible_dict(tags), None, {}
 
-    def _elb_tags(self, arn: str) -> dict[str, str]:
-        described = self.client("elbv2").describe_tags(ResourceArns=[arn], aws_retry=True)
-        return boto3_tag_list_to_ansible_dict(described["TagDescriptions"][0].get("Tags"))
+    def _elbv2(self, operation: str, key: str, arn_key: str, name: str) -> tuple:
+        """A load balancer or target group, with its tags from DescribeTags."""
+        elbv2 = self.client("elbv2")
+        found = getattr(elbv2, operation)(Names=[name], aws_retry=True)[key][0]
+        arn = found[arn_key]
+        described = elbv2.describe_tags(ResourceArns=[arn], aws_retry=True)
+        tags = boto3_tag_list_to_ansible_dict(described["TagDescriptions"][0].get("Tags"))
+        return tags, found.get("VpcId"), {"arn": arn}
 
     def load_balancer(self, name: str) -> tuple | None:
-        lbs = self.client("elbv2").describe_load_balancers(Names=[name], aws_retry=True)
-        lb = lbs["LoadBalancers"][0]
-        arn = lb["LoadBalancerArn"]
-        return self._elb_tags(arn), lb.get("VpcId"), {"arn": arn}
+        return self._elbv2("describe_load_balancers", "LoadBalancers", "LoadBalancerArn", name)
 
     def target_group(self, name: str) -> tuple | None:
-        tgs = self.client("elbv2").describe_target_groups(Names=[name], aws_retry=True)
-        tg = tgs["TargetGroups"][0]
-        arn = tg["TargetGroupArn"]
-        return self._elb_tags(arn), tg.get("VpcId"), {"arn": arn}
+        return self._elbv2("describe_target_groups", "TargetGroups", "TargetGroupArn", name)
 
     def db_instance(self, name: str) -> tuple | None:
         rds = self.client("rds")
